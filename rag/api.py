@@ -1,0 +1,81 @@
+"""The public functions, with the defaults API.md promises.
+
+This is the one library module that reads the environment: API.md makes `index_dir=None`
+mean $RAG_INDEX_DIR, else ./index, built from ./corpus the first time it is needed.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+from rag.errors import IndexMissingError
+from rag.index import BuildReport, BuildSettings
+from rag.index import build_index as _build_index
+from rag.retrieve import Retriever, get_retriever
+from rag.store import MANIFEST
+from rag.types import Answer, Passage
+
+DEFAULT_CORPUS = "corpus"
+_FIRST_BUILD = threading.Lock()
+
+
+def default_index_dir() -> Path:
+    return Path(os.environ.get("RAG_INDEX_DIR") or "index")
+
+
+def build_index(
+    sources: Sequence[str | Path] = (DEFAULT_CORPUS,),
+    index_dir: str | Path | None = None,
+    *,
+    settings: BuildSettings | None = None,
+    rebuild: bool = False,
+    progress: bool = False,
+) -> BuildReport:
+    """Build or update the index from files and folders; see rag.index.build_index."""
+    return _build_index(
+        sources,
+        index_dir if index_dir is not None else default_index_dir(),
+        settings=settings,
+        rebuild=rebuild,
+        progress=progress,
+    )
+
+
+def retriever_for(index_dir: str | Path | None = None) -> Retriever:
+    """The loaded retriever, building the default index from ./corpus if there is none yet."""
+    directory = Path(index_dir) if index_dir is not None else default_index_dir()
+    if not (directory / MANIFEST).exists():
+        with _FIRST_BUILD:
+            if not (directory / MANIFEST).exists():
+                if index_dir is not None or not Path(DEFAULT_CORPUS).is_dir():
+                    raise IndexMissingError(
+                        f"no index in {directory}; build one with `rag index corpus --index-dir {directory}`"
+                    )
+                _build_index((DEFAULT_CORPUS,), directory)
+    return get_retriever(directory)
+
+
+def retrieve(
+    query: str,
+    k: int = 5,
+    history: Sequence[str] = (),
+    outlets: Sequence[str] | None = None,
+    index_dir: str | Path | None = None,
+) -> list[Passage]:
+    """Passages for `query`, best first, each naming its outlet, headline, file and offsets."""
+    return retriever_for(index_dir).search(query, k=k, history=tuple(history), outlets=outlets)
+
+
+def ask(
+    question: str,
+    history: Sequence[str] = (),
+    outlets: Sequence[str] | None = None,
+    index_dir: str | Path | None = None,
+) -> Answer:
+    """Answer `question` with verbatim quotes from the outlets, or abstain."""
+    from rag.answer import answer_question
+
+    return answer_question(retriever_for(index_dir), question, history=tuple(history), outlets=outlets)

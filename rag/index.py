@@ -1,0 +1,298 @@
+"""Build or update the index from source files, re-embedding only what changed."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rag.chunk import ChunkSettings, chunk_document
+from rag.embed import DEFAULT_MODEL, Embedder, load_embedder, model_identity
+from rag.errors import IndexMismatchError, IndexMissingError, IngestError
+from rag.ingest import DEFAULT_MAX_BYTES, iter_source_files, read_document
+from rag.lexical import LexicalIndex
+from rag.store import StoredIndex, build_lock, load_index, read_manifest, write_index
+from rag.types import Chunk, Document
+
+log = logging.getLogger(__name__)
+
+# Flat search is exact and fast enough up to this many chunks; above it an HNSW graph keeps
+# queries in milliseconds at a small recall cost (see docs/benchmarks.md, "Growth").
+HNSW_MIN_CHUNKS = 200_000
+
+
+@dataclass(frozen=True)
+class BuildSettings:
+    model: str = DEFAULT_MODEL
+    chunk: ChunkSettings = field(default_factory=ChunkSettings)
+    title_prefix: bool = True  # embed "headline\nchunk": the headline says what the chunk is about
+    max_file_bytes: int = DEFAULT_MAX_BYTES
+    batch_size: int = 64
+    hnsw_min_chunks: int = HNSW_MIN_CHUNKS
+
+    def fingerprint(self) -> dict[str, Any]:
+        """What must match for stored vectors to be reused."""
+        return {"model": model_identity(self.model), "chunk": self.chunk.as_dict(), "title_prefix": self.title_prefix}
+
+
+@dataclass(frozen=True)
+class BuildReport:
+    added: tuple[str, ...] = ()
+    updated: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
+    unchanged: tuple[str, ...] = ()
+    skipped: tuple[str, ...] = ()  # duplicates of another source
+    rejected: tuple[tuple[str, str], ...] = ()  # (path, reason)
+    warnings: tuple[str, ...] = ()
+    documents: int = 0
+    chunks: int = 0
+    embedded: int = 0  # chunks embedded by this build
+    seconds: float = 0.0
+    index_dir: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "added": list(self.added),
+            "updated": list(self.updated),
+            "removed": list(self.removed),
+            "unchanged": list(self.unchanged),
+            "skipped": list(self.skipped),
+            "rejected": [{"source": s, "reason": r} for s, r in self.rejected],
+            "warnings": list(self.warnings),
+            "documents": self.documents,
+            "chunks": self.chunks,
+            "embedded": self.embedded,
+            "seconds": round(self.seconds, 3),
+            "index_dir": self.index_dir,
+        }
+
+    def summary(self) -> str:
+        return (
+            f"{len(self.added)} added, {len(self.updated)} updated, {len(self.removed)} removed, "
+            f"{len(self.unchanged)} unchanged, {len(self.skipped)} skipped, {len(self.rejected)} rejected; "
+            f"{self.documents} documents, {self.chunks} chunks ({self.embedded} embedded) in {self.seconds:.1f}s"
+        )
+
+
+def embedding_text(chunk: Chunk, doc: Document, title_prefix: bool) -> str:
+    return f"{doc.title}\n{chunk.text}" if title_prefix and doc.title else chunk.text
+
+
+def chunk_for_model(doc: Document, settings: BuildSettings, embedder: Embedder) -> list[Chunk]:
+    budget = embedder.max_seq_length - embedder.special_tokens()
+    if settings.title_prefix and doc.title:
+        budget -= embedder.count_tokens(doc.title + "\n") + 1
+    return chunk_document(doc, settings.chunk, embedder.count_tokens, budget=max(16, budget))
+
+
+def make_dense_index(vectors: np.ndarray, hnsw_min_chunks: int) -> tuple[Any, str]:
+    import faiss
+
+    dimension = vectors.shape[1]
+    index: Any
+    if len(vectors) >= hnsw_min_chunks:
+        index = faiss.IndexHNSWFlat(dimension, 32, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = 80
+        kind = "hnsw32"
+    else:
+        index = faiss.IndexFlatIP(dimension)
+        kind = "flat"
+    if len(vectors):
+        index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+    return index, kind
+
+
+def build_index(
+    sources: Sequence[str | Path] = ("corpus",),
+    index_dir: str | Path = "index",
+    *,
+    settings: BuildSettings | None = None,
+    rebuild: bool = False,
+    progress: bool = False,
+    embedder: Embedder | None = None,
+) -> BuildReport:
+    """Make `index_dir` hold exactly the articles under `sources`.
+
+    Unchanged articles keep their vectors; changed ones are embedded again; articles no
+    longer under `sources` are dropped; a file whose content another file already has is
+    indexed once. Unreadable files are reported in `rejected` and do not stop the build;
+    an article that was indexed before and is now unreadable keeps its previous version.
+    """
+    started = time.perf_counter()
+    settings = settings or BuildSettings()
+    index_dir = Path(index_dir)
+    embedder = embedder or load_embedder(settings.model)
+    fingerprint = settings.fingerprint()
+    if embedder.name.startswith("hash:"):
+        fingerprint["model"] = embedder.name
+
+    with build_lock(index_dir):
+        previous = None if rebuild else _load_previous(index_dir, fingerprint)
+        docs, report_parts = _read_sources(sources, settings, previous, progress)
+
+        if previous is not None and _nothing_changed(report_parts, docs, previous):
+            return replace(
+                report_parts,
+                documents=len(docs),
+                chunks=len(previous.chunks),
+                index_dir=str(index_dir),
+                seconds=time.perf_counter() - started,
+            )
+
+        old_by_doc: dict[str, list[int]] = {}
+        if previous is not None:
+            for row, chunk in enumerate(previous.chunks):
+                old_by_doc.setdefault(chunk.doc_id, []).append(row)
+
+        chunks: list[Chunk] = []
+        reused: list[tuple[int, list[int]]] = []  # (first position in chunks, rows of the old index)
+        to_embed: list[tuple[int, str]] = []  # (position in chunks, text to embed)
+        by_id = {d.doc_id: d for d in docs}
+        for doc in docs:
+            rows = old_by_doc.get(doc.doc_id)
+            if previous is not None and rows:
+                reused.append((len(chunks), rows))
+                chunks.extend(previous.chunks[r] for r in rows)
+                continue
+            for chunk in chunk_for_model(doc, settings, embedder):
+                to_embed.append((len(chunks), embedding_text(chunk, doc, settings.title_prefix)))
+                chunks.append(chunk)
+
+        vectors = np.zeros((len(chunks), embedder.dimension), dtype=np.float32)
+        if previous is not None:
+            for first, rows in reused:
+                vectors[first : first + len(rows)] = previous.vectors[rows]
+        if to_embed:
+            log.info("embedding %d chunks", len(to_embed))
+            fresh = embedder.encode([t for _, t in to_embed], batch_size=settings.batch_size, progress=progress)
+            vectors[[p for p, _ in to_embed]] = fresh
+
+        lexical = LexicalIndex.build([embedding_text(c, by_id[c.doc_id], settings.title_prefix) for c in chunks])
+        dense, kind = make_dense_index(vectors, settings.hnsw_min_chunks)
+        generation = (previous.manifest.generation + 1) if previous is not None else _next_generation(index_dir)
+        report = replace(
+            report_parts,
+            documents=len(docs),
+            chunks=len(chunks),
+            embedded=len(to_embed),
+            index_dir=str(index_dir),
+        )
+        write_index(
+            index_dir,
+            generation=generation,
+            model=fingerprint["model"],
+            settings={**fingerprint, "sources": [str(s) for s in sources], "faiss": kind},
+            documents=docs,
+            chunks=chunks,
+            vectors=vectors,
+            lexical=lexical,
+            dense=dense,
+            faiss_type=kind,
+            stats={"documents": len(docs), "chunks": len(chunks), "embedded": len(to_embed)},
+        )
+    return replace(report, seconds=time.perf_counter() - started)
+
+
+def _nothing_changed(report: BuildReport, docs: list[Document], previous: StoredIndex) -> bool:
+    return (
+        not (report.added or report.updated or report.removed)
+        and {d.doc_id for d in docs} == set(previous.documents)
+        and all(previous.documents[d.doc_id].source == d.source for d in docs)
+    )
+
+
+def _next_generation(index_dir: Path) -> int:
+    try:
+        return read_manifest(index_dir).generation + 1
+    except (IndexMissingError, IndexMismatchError):
+        return 1
+
+
+def _load_previous(index_dir: Path, fingerprint: dict[str, Any]) -> StoredIndex | None:
+    """The current index if its vectors can be reused, else None (and everything is embedded)."""
+    try:
+        previous = load_index(index_dir)
+    except IndexMissingError:
+        return None
+    except IndexMismatchError as exc:
+        log.warning("%s; building from scratch", exc)
+        return None
+    stored = {k: previous.manifest.settings.get(k) for k in fingerprint}
+    if stored != fingerprint:
+        log.warning("index settings changed (%s -> %s); embedding everything again", stored, fingerprint)
+        return None
+    return previous
+
+
+def _read_sources(
+    sources: Iterable[str | Path],
+    settings: BuildSettings,
+    previous: StoredIndex | None,
+    progress: bool,
+) -> tuple[list[Document], BuildReport]:
+    old_by_source = {d.source: d for d in previous.documents.values()} if previous else {}
+    paths: list[Path] = []
+    rejected: list[tuple[str, str]] = []
+    for source in sources:
+        try:
+            paths.extend(iter_source_files([source]))
+        except IngestError as exc:
+            rejected.append((exc.path, exc.reason))
+
+    if progress:
+        from tqdm import tqdm
+
+        iterator: Iterable[Path] = tqdm(paths, desc="reading", unit="file")
+    else:
+        iterator = paths
+    docs: list[Document] = []
+    seen: dict[str, str] = {}
+    added: list[str] = []
+    updated: list[str] = []
+    unchanged: list[str] = []
+    skipped: list[str] = []
+    warnings: list[str] = []
+    for path in iterator:
+        source = str(path)
+        try:
+            doc = read_document(path, max_bytes=settings.max_file_bytes)
+        except IngestError as exc:
+            rejected.append((exc.path, exc.reason))
+            log.warning("rejected %s", exc)
+            if source in old_by_source and old_by_source[source].doc_id not in seen:
+                # Nothing lost on bad input: keep what was indexed from this file before.
+                kept = old_by_source[source]
+                seen[kept.doc_id] = source
+                docs.append(kept)
+            continue
+        warnings.extend(doc.warnings)
+        if doc.doc_id in seen:
+            skipped.append(source)
+            warnings.append(f"{source}: same article as {seen[doc.doc_id]}; indexed once")
+            continue
+        seen[doc.doc_id] = source
+        old = old_by_source.get(source)
+        if old is None:
+            added.append(source)
+        elif old.doc_id == doc.doc_id:
+            unchanged.append(source)
+        else:
+            updated.append(source)
+        docs.append(doc)
+    current_sources = {d.source for d in docs} | set(skipped) | {s for s, _ in rejected}
+    removed = sorted(s for s in old_by_source if s not in current_sources)
+    report = BuildReport(
+        added=tuple(added),
+        updated=tuple(updated),
+        removed=tuple(removed),
+        unchanged=tuple(unchanged),
+        skipped=tuple(skipped),
+        rejected=tuple(rejected),
+        warnings=tuple(warnings),
+    )
+    return docs, report

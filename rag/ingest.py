@@ -1,0 +1,339 @@
+"""Read source files (.txt, .md, .html/.htm, .pdf) into Documents with their metadata.
+
+Metadata, most specific first:
+  1. a header block of `Key: value` lines at the top of a .txt/.md file, ended by a blank line
+     (Title, Source or Outlet, Published-At or Date, URL, Author);
+  2. YAML front matter (`---` ... `---`) with the same keys;
+  3. what the file format carries (HTML site name, title, author, date; PDF metadata);
+  4. a known sign-off in the text ("Register to receive full access to JNS", ...);
+  5. the file name, with a warning.
+"""
+
+from __future__ import annotations
+
+import codecs
+import hashlib
+import logging
+import re
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from rag.errors import IngestError
+from rag.types import Document
+
+log = logging.getLogger(__name__)
+
+SUFFIXES = frozenset({".txt", ".md", ".markdown", ".html", ".htm", ".pdf"})
+DEFAULT_MAX_BYTES = 20 * 1024 * 1024
+
+# Header keys and the Document field each one fills.
+_HEADER_KEYS = {
+    "title": "title",
+    "headline": "title",
+    "source": "outlet",
+    "outlet": "outlet",
+    "publisher": "outlet",
+    "site": "outlet",
+    "site_name": "outlet",
+    "sitename": "outlet",
+    "published-at": "date",
+    "published_at": "date",
+    "published": "date",
+    "date": "date",
+    "url": "url",
+    "link": "url",
+    "author": "author",
+    "authors": "author",
+    "byline": "author",
+}
+_HEADER_LINE = re.compile(r"^([A-Za-z][A-Za-z_-]{1,20}):[ \t]*(.*?)[ \t]*$")
+
+# Sign-offs that name the outlet, as outlets print them.
+_SIGN_OFFS: tuple[tuple[re.Pattern[str], str | None], ...] = (
+    (re.compile(r"Maariv contributed to this report"), "The Jerusalem Post"),
+    (re.compile(r"full access to ([A-Z][\w&.' -]{1,40}?)\.?\s*$", re.MULTILINE), None),
+    (re.compile(r"^The ([A-Z][\w&.' -]{1,40}?) Staff is a team of journalists", re.MULTILINE), None),
+    (
+        re.compile(
+            r"\bis (The [A-Z][\w&.' -]{1,40}?)['’]s (?:[\w-]+ ){0,3}"
+            r"(?:bureau chief|correspondent|reporter|editor|writer)"
+        ),
+        None,
+    ),
+    (re.compile(r"^\((CNN|AP|Reuters|AFP)\)", re.MULTILINE), None),
+    (re.compile(r"©\s*\d{4}\s+([A-Z][\w&.' -]{1,40}?)(?:\.|,|$)", re.MULTILINE), None),
+)
+
+
+def read_document(path: Path, max_bytes: int = DEFAULT_MAX_BYTES) -> Document:
+    """Read one file. Raises IngestError with a one-line reason when it is not a readable article."""
+    suffix = path.suffix.lower()
+    if suffix not in SUFFIXES:
+        raise IngestError(str(path), f"unsupported file type {suffix or '(none)'}; use .txt, .md, .html or .pdf")
+    try:
+        size = path.stat().st_size
+        if size > max_bytes:
+            raise IngestError(str(path), f"file is {size / 1e6:.0f} MB, over the {max_bytes / 1e6:.0f} MB limit")
+        if size == 0:
+            raise IngestError(str(path), "file is empty")
+        data = path.read_bytes()
+    except OSError as exc:
+        raise IngestError(str(path), f"cannot read file ({exc.strerror or exc})") from exc
+    if suffix == ".pdf":
+        return _read_pdf(path, data)
+    text = decode_text(path, data)
+    if suffix in (".html", ".htm"):
+        return _read_html(path, text)
+    return _read_plain(path, text)
+
+
+def iter_source_files(sources: Iterable[str | Path]) -> Iterator[Path]:
+    """Files under the given files/folders with a supported suffix, sorted, hidden ones skipped."""
+    for source in sources:
+        root = Path(source)
+        if root.is_dir():
+            for path in sorted(root.rglob("*")):
+                rel = path.relative_to(root)
+                if any(part.startswith(".") for part in rel.parts):
+                    continue
+                if path.is_file() and path.suffix.lower() in SUFFIXES:
+                    yield path
+        elif root.exists():
+            yield root
+        else:
+            raise IngestError(str(root), "no such file or folder")
+
+
+def decode_text(path: Path, data: bytes) -> str:
+    """Bytes to text: UTF-8 (with or without BOM), UTF-16 by BOM, else Windows-1252/Latin-1.
+
+    Refuses binary data, which would index as noise."""
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        text = data.decode("utf-16", errors="replace")
+    elif b"\x00" in data[:4096] and _looks_utf16(data):
+        text = data.decode("utf-16-le" if data[1:2] == b"\x00" else "utf-16-be", errors="replace")
+    else:
+        try:
+            text = data.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            text = data.decode("cp1252", errors="replace")
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    if _is_binary(text):
+        raise IngestError(str(path), "not a text file (binary content)")
+    if not text.strip():
+        raise IngestError(str(path), "file has no text")
+    return text
+
+
+def _looks_utf16(data: bytes) -> bool:
+    sample = data[:4096]
+    zeros_odd = sample[1::2].count(0)
+    zeros_even = sample[0::2].count(0)
+    return max(zeros_odd, zeros_even) > 0.4 * (len(sample) / 2)
+
+
+def _is_binary(text: str) -> bool:
+    sample = text[:8192]
+    if not sample:
+        return False
+    bad = sum(1 for ch in sample if (ord(ch) < 32 and ch not in "\n\t\f\v") or ch == "\ufffd")
+    return "\x00" in sample or bad / len(sample) > 0.05
+
+
+def parse_header(text: str) -> tuple[dict[str, str], int]:
+    """Metadata from a `Key: value` header block or YAML front matter, and where the body starts."""
+    if text.startswith("---\n"):
+        close = text.find("\n---", 4)
+        if close != -1:
+            end_of_line = text.find("\n", close + 4)
+            body_start = len(text) if end_of_line == -1 else end_of_line + 1
+            front = _yaml_meta(text[4:close])
+            if front is not None:
+                return front, _skip_blank_lines(text, body_start)
+    meta: dict[str, str] = {}
+    offset = 0
+    while offset < len(text):
+        newline = text.find("\n", offset)
+        line_end = len(text) if newline == -1 else newline
+        line = text[offset:line_end]
+        if not line.strip():
+            if meta:
+                return meta, _skip_blank_lines(text, line_end)
+            return {}, 0
+        match = _HEADER_LINE.match(line)
+        if not match or match.group(1).lower() not in _HEADER_KEYS:
+            return {}, 0  # the first lines are article text, not a header
+        field = _HEADER_KEYS[match.group(1).lower()]
+        meta.setdefault(field, match.group(2))
+        offset = line_end + 1
+    return {}, 0  # a file of header lines only has no body: treat it all as text
+
+
+def _skip_blank_lines(text: str, offset: int) -> int:
+    while offset < len(text) and text[offset] in "\n \t":
+        offset += 1
+    return offset
+
+
+def _yaml_meta(block: str) -> dict[str, str] | None:
+    import yaml
+
+    try:
+        data = yaml.safe_load(block)
+    except yaml.YAMLError:
+        return None
+    if not isinstance(data, dict):
+        return None
+    meta: dict[str, str] = {}
+    for key, value in data.items():
+        field = _HEADER_KEYS.get(str(key).lower())
+        if field and value is not None and field not in meta:
+            if isinstance(value, list):
+                value = ", ".join(str(v) for v in value)
+            meta[field] = str(value).strip()
+    return meta
+
+
+def infer_outlet(text: str) -> str | None:
+    """The outlet named by a known sign-off in the text, if any."""
+    for pattern, outlet in _SIGN_OFFS:
+        match = pattern.search(text)
+        if match:
+            return outlet or match.group(1).strip()
+    return None
+
+
+def content_hash(text: str, title: str, outlet: str) -> str:
+    digest = hashlib.sha256()
+    for part in (title, outlet, text):
+        digest.update(part.encode("utf-8", errors="surrogatepass"))
+        digest.update(b"\x00")
+    return digest.hexdigest()[:20]
+
+
+def _finish(
+    path: Path,
+    text: str,
+    meta: dict[str, str],
+    pages: tuple[tuple[int, int], ...] = (),
+) -> Document:
+    if not text.strip():
+        raise IngestError(str(path), "no article text found")
+    warnings: list[str] = []
+    outlet = (meta.get("outlet") or "").strip() or infer_outlet(text)
+    if not outlet:
+        outlet = path.stem
+        warnings.append(f"{path}: no outlet declared or recognised; using the file name {outlet!r}")
+        log.warning(warnings[-1])
+    title = (meta.get("title") or "").strip() or _first_line(text)
+    return Document(
+        doc_id=content_hash(text, title, outlet),
+        source=str(path),
+        text=text,
+        outlet=outlet,
+        title=title,
+        author=(meta.get("author") or "").strip(),
+        date=(meta.get("date") or "").strip(),
+        url=(meta.get("url") or "").strip(),
+        pages=pages,
+        warnings=tuple(warnings),
+    )
+
+
+def _first_line(text: str) -> str:
+    for line in text.splitlines():
+        if line.strip():
+            return line.strip()[:200]
+    return ""
+
+
+def _read_plain(path: Path, text: str) -> Document:
+    meta, body_start = parse_header(text)
+    return _finish(path, text[body_start:], meta)
+
+
+def _read_html(path: Path, html: str) -> Document:
+    import trafilatura
+
+    try:
+        result = trafilatura.bare_extraction(
+            html, with_metadata=True, include_comments=False, favor_recall=True, as_dict=True
+        )
+    except Exception as exc:  # trafilatura raises many kinds on broken markup
+        raise IngestError(str(path), f"cannot parse HTML ({type(exc).__name__})") from exc
+    data: dict[str, Any] = result if isinstance(result, dict) else {}
+    text = (data.get("text") or "").strip()
+    if not text:
+        raise IngestError(str(path), "no article text found in the HTML page")
+    meta = {
+        "title": data.get("title") or "",
+        "outlet": data.get("sitename") or "",
+        "author": data.get("author") or "",
+        "date": data.get("date") or "",
+        "url": data.get("url") or "",
+    }
+    return _finish(path, text, {k: str(v) for k, v in meta.items() if v})
+
+
+def _read_pdf(path: Path, data: bytes) -> Document:
+    import io
+
+    from pypdf import PdfReader
+    from pypdf.errors import PdfReadError
+
+    logging.getLogger("pypdf").setLevel(logging.ERROR)
+    try:
+        reader = PdfReader(io.BytesIO(data))
+        if reader.is_encrypted:
+            try:
+                opened = reader.decrypt("")
+            except Exception as exc:
+                raise IngestError(str(path), "PDF is encrypted; save an unencrypted copy") from exc
+            if not opened:
+                raise IngestError(str(path), "PDF is encrypted; save an unencrypted copy")
+        parts: list[str] = []
+        pages: list[tuple[int, int]] = []
+        offset = 0
+        for number, page in enumerate(reader.pages, start=1):
+            page_text = (page.extract_text() or "").replace("\r\n", "\n").replace("\r", "\n").strip()
+            if not page_text:
+                continue
+            if parts:
+                parts.append("\n\n")
+                offset += 2
+            pages.append((offset, number))
+            parts.append(page_text)
+            offset += len(page_text)
+        info: Any = reader.metadata or {}
+    except IngestError:
+        raise
+    except (PdfReadError, ValueError, KeyError, TypeError, AttributeError, OSError, RecursionError) as exc:
+        raise IngestError(str(path), f"cannot read PDF ({type(exc).__name__}: it may be damaged)") from exc
+    except Exception as exc:  # pypdf surfaces many internal errors on corrupt files
+        raise IngestError(str(path), f"cannot read PDF ({type(exc).__name__}: it may be damaged)") from exc
+    text = "".join(parts)
+    if not text.strip():
+        raise IngestError(str(path), "PDF has no text layer (a scan?); run OCR on it first")
+    if _is_binary(text):
+        raise IngestError(str(path), "PDF text layer is unreadable")
+    meta: dict[str, str] = {}
+    for key, field in (("/Title", "title"), ("/Author", "author"), ("/CreationDate", "date")):
+        value = info.get(key) if hasattr(info, "get") else None
+        if value:
+            meta[field] = str(value)
+    for key in ("/Outlet", "/Source", "/Publisher", "/Company"):
+        value = info.get(key) if hasattr(info, "get") else None
+        if value:
+            meta["outlet"] = str(value)
+            break
+    if "date" in meta:
+        match = re.match(r"D:(\d{4})(\d{2})(\d{2})", meta["date"])
+        meta["date"] = "-".join(match.groups()) if match else meta["date"]
+    # A header block on the first page wins over PDF metadata, as in a text file.
+    header, body_start = parse_header(text)
+    if header:
+        meta.update(header)
+        text = text[body_start:]
+        pages = [(max(0, start - body_start), number) for start, number in pages]
+    return _finish(path, text, meta, tuple(pages))

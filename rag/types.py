@@ -1,0 +1,94 @@
+"""Frozen dataclasses that flow between the stages: Document -> Chunk -> Passage -> Quote -> Answer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Span:
+    """A half-open character range [start, end) of a document's text."""
+
+    start: int
+    end: int
+
+
+@dataclass(frozen=True)
+class Document:
+    """One article. `text` is the text every offset points into."""
+
+    doc_id: str  # content hash: the same article under two names is one document
+    source: str  # path of the file it came from
+    text: str
+    outlet: str
+    title: str = ""
+    author: str = ""
+    date: str = ""
+    url: str = ""
+    # (offset in text, 1-based page number) for each page start of a PDF; empty otherwise
+    pages: tuple[tuple[int, int], ...] = ()
+    warnings: tuple[str, ...] = ()
+
+    def page_at(self, offset: int) -> int | None:
+        page = None
+        for start, number in self.pages:
+            if start <= offset:
+                page = number
+            else:
+                break
+        return page
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A contiguous piece of a document: `text == document.text[start:end]`."""
+
+    doc_id: str
+    index: int
+    start: int
+    end: int
+    text: str
+    page: int | None = None
+
+
+@dataclass(frozen=True)
+class Passage:
+    """A retrieved chunk with its attribution."""
+
+    text: str
+    outlet: str
+    title: str
+    source: str
+    score: float
+    start: int
+    end: int
+    doc_id: str = ""
+    chunk_id: int = -1
+    page: int | None = None
+    date: str = ""
+    url: str = ""
+    author: str = ""
+
+
+@dataclass(frozen=True)
+class Quote:
+    """A verbatim sentence (or run of sentences) of a source's document text."""
+
+    text: str
+    outlet: str
+    title: str
+    source: str
+    start: int
+    end: int
+    doc_id: str = ""
+    score: float = 0.0
+
+
+@dataclass(frozen=True)
+class Answer:
+    text: str
+    quotes: tuple[Quote, ...] = ()
+    passages: tuple[Passage, ...] = ()
+    abstained: bool = False
+    # outlets that reported the same fact, and figures that differ, for the UI
+    notes: tuple[str, ...] = field(default_factory=tuple)

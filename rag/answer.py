@@ -33,13 +33,14 @@ ABSTAIN_TEXT = "The articles in the index do not answer this question."
 class AnswerSettings:
     passages: int = 8  # passages retrieved to pick sentences from
     max_quotes: int = 5
-    relative_cut: float = 0.80  # a sentence is quoted if it scores this share of the best one
+    relative_cut: float = 0.75  # a sentence is quoted if it scores this share of the best one
     outlet_cut: float = 0.70  # ...or is the best of its outlet and scores this share of the best
     same_fact: float = 0.80  # embedding similarity above which two outlets' sentences are one fact
     abstain_threshold: float = ABSTAIN_THRESHOLD
     dense_weight: float = 0.60
     lexical_weight: float = 0.30
-    cue_weight: float = 0.10
+    cue_weight: float = 0.20  # added for the kind of thing asked for, taken away without it
+    rank_weight: float = 0.05  # the passage's retrieval rank
 
 
 @dataclass(frozen=True)
@@ -67,8 +68,9 @@ _PLACE_OR_DATE = re.compile(
 )
 
 
-def _cue(question: str, sentence: str) -> float:
-    """1 when the sentence holds the kind of thing the question asks for, else 0."""
+def _cue(question: str, sentence: str) -> float | None:
+    """For a question that asks for a kind of thing (a number, a duration, a name, a place or
+    time): 1 when the sentence holds one, else 0. None when the question asks for no kind."""
     q = question.lower()
     if re.search(r"\bhow (long|soon)\b", q):
         return 1.0 if _DURATION.search(sentence) else 0.0
@@ -78,18 +80,21 @@ def _cue(question: str, sentence: str) -> float:
         return 1.0 if _NAME.search(sentence) else 0.0
     if re.search(r"\b(where|when)\b", q):
         return 1.0 if _PLACE_OR_DATE.search(sentence) else 0.0
-    return 0.5
+    return None
 
 
 class _SentenceVectors:
     """Sentence embeddings, cached by (document, offsets): the same articles come back often."""
 
     def __init__(self, capacity: int = 20_000) -> None:
-        self._cache: OrderedDict[tuple[str, int, int], np.ndarray] = OrderedDict()
+        self._cache: OrderedDict[tuple[str, str, int, int], np.ndarray] = OrderedDict()
         self._capacity = capacity
         self._lock = threading.Lock()
 
-    def get(self, retriever: Retriever, keys: list[tuple[str, int, int]], texts: list[str]) -> np.ndarray:
+    def get(self, retriever: Retriever, spans: list[tuple[str, int, int]], texts: list[str]) -> np.ndarray:
+        # Keyed by model too: two indexes of the same articles may use different models.
+        model = retriever.embedder.name
+        keys = [(model, *span) for span in spans]
         with self._lock:
             missing = [i for i, key in enumerate(keys) if key not in self._cache]
         if missing:
@@ -151,11 +156,20 @@ def score_sentences(
     def idf(term: str) -> float:
         return float(np.log(1 + n / (1 + df.get(term, 0))))
 
-    q_mass = sum(idf(t) for t in q_terms) + 0.5 * sum(idf(t) for t in h_terms) or 1.0
+    # A short follow-up ("Where were they held?") leans on the conversation's terms.
+    h_weight = 1.0 if len(q_terms) <= 2 else 0.5
+    q_mass = sum(idf(t) for t in q_terms) + h_weight * sum(idf(t) for t in h_terms) or 1.0
+    rank_of = {p.chunk_id: i for i, p in enumerate(passages)}
     scored: list[ScoredSentence] = []
     for (passage, start, end, text), terms, d in zip(spans, sentence_terms, dense_score, strict=True):
-        lexical = (sum(idf(t) for t in q_terms & terms) + 0.5 * sum(idf(t) for t in h_terms & terms)) / q_mass
-        score = s.dense_weight * float(d) + s.lexical_weight * lexical + s.cue_weight * _cue(question, text)
+        lexical = (sum(idf(t) for t in q_terms & terms) + h_weight * sum(idf(t) for t in h_terms & terms)) / q_mass
+        cue = _cue(question, text)
+        score = (
+            s.dense_weight * float(d)
+            + s.lexical_weight * lexical
+            + (s.cue_weight * (cue - 0.5) if cue is not None else 0.0)
+            + s.rank_weight / (1 + rank_of.get(passage.chunk_id, len(passages)))
+        )
         scored.append(ScoredSentence(passage, start, end, text, score, vectors[len(scored)]))
     scored.sort(key=lambda x: -x.score)
     return scored

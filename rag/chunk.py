@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from rag.clean import clean_spans
 from rag.sentences import sentence_spans
@@ -47,6 +47,14 @@ def chunk_document(
     limit minus the title prefix and special tokens); it defaults to settings.max_tokens."""
     limit = max(8, min(settings.max_tokens, budget if budget is not None else settings.max_tokens))
     units = _sentence_units(doc.text, clean_spans(doc.text), count_tokens, limit)
+    if doc.pages:
+        # A page break ends a chunk, so that a chunk's page number is the page of all its text.
+        units = [
+            replace(unit, joinable=False)
+            if i and doc.page_at(unit.span.start) != doc.page_at(units[i - 1].span.start)
+            else unit
+            for i, unit in enumerate(units)
+        ]
     spans = _pack(doc.text, units, settings, limit)
     return [
         Chunk(
@@ -135,15 +143,17 @@ def _pack(text: str, units: Sequence[_Unit], settings: ChunkSettings, limit: int
         must_break = bool(current) and (not unit.joinable or size + unit.tokens > limit)
         prefer_break = new_paragraph and size >= settings.min_tokens and size + unit.tokens > limit * 0.75
         if must_break or prefer_break:
-            flush()
             carried = current[-settings.overlap_sentences :] if settings.overlap_sentences and unit.joinable else []
             # Overlap only while it leaves room for new text.
             while carried and sum(u.tokens for u in carried) + unit.tokens > limit // 2 + unit.tokens // 2:
                 carried = carried[1:]
             while carried and sum(u.tokens for u in carried) + unit.tokens > limit:
                 carried = carried[1:]
-            current = list(carried)
-            size = sum(u.tokens for u in current)
+            # A preferred break that would carry the whole chunk over would only repeat it inside the next.
+            if must_break or len(carried) < len(current):
+                flush()
+                current = list(carried)
+                size = sum(u.tokens for u in current)
         current.append(unit)
         size += unit.tokens
     flush()

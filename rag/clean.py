@@ -11,6 +11,9 @@ from collections import Counter
 
 from rag.types import Span
 
+# Part of every index's fingerprint: a change to these rules re-chunks the articles.
+CLEAN_VERSION = 2
+
 # A line that starts the site's footer: everything from here on is boilerplate.
 # Only honoured in the second half of a document, so an article that happens to
 # contain such a line early loses nothing.
@@ -38,9 +41,6 @@ _BIO_LINE = re.compile(
     r"(?:bureau chief|correspondent|reporter|editor|writer|columnist|team of journalists[^.]*)\.?$"
 )
 
-# A photo caption: "..., March 24, 2024. (AP Photo/Fatima Shbair)" or "... Photo by X/Flash90."
-_CAPTION = re.compile(r"(\b(19|20)\d\d\.\s*\([^()]{2,80}\)\s*$)|(\bPhoto by [^.]{2,80}\.?\s*$)")
-
 # A section label glued to the next words: "newsU.S.-Israel Relations", "Inside story'This isn't ..."
 _GLUED_LABEL = re.compile(r"^([A-Za-z][a-z]+(?: [a-z]+){0,2})(?=[A-Z‘'“\"][^\s])")
 _MIN_REPEATED_LINE = 40  # shorter repeated lines ("Israel is at war.") are not captions
@@ -61,7 +61,9 @@ def line_spans(text: str) -> list[Span]:
 
 
 def clean_spans(text: str) -> list[Span]:
-    """The paragraphs of article text, in order, boilerplate and repeated captions left out."""
+    """The paragraphs of article text, in order, boilerplate and repeated captions left out.
+
+    A caption printed once stays: captions carry facts ("the Philadelphi Corridor, a buffer zone...")."""
     lines = line_spans(text)
     counts = Counter(text[s.start : s.end] for s in lines)
     kept: list[Span] = []
@@ -74,8 +76,6 @@ def clean_spans(text: str) -> list[Span]:
             continue
         if counts[line] > 1 and len(line) >= _MIN_REPEATED_LINE:
             continue  # a caption printed twice
-        if _CAPTION.search(line):
-            continue
         if number < 3:
             glued = _GLUED_LABEL.match(line)
             if glued and glued.end() < len(line):

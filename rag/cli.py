@@ -155,7 +155,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
+    level = logging.INFO if args.verbose else logging.WARNING
+    fresh = not logging.getLogger().handlers
+    logging.basicConfig(level=level, format="%(levelname)s %(message)s")
+    if fresh:  # bm25s sets its own logger to DEBUG when imported: filter at the handler too
+        for handler in logging.getLogger().handlers:
+            handler.setLevel(level)
     for noisy in ("sentence_transformers", "transformers", "httpx", "bm25s", "faiss"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
     try:

@@ -64,7 +64,9 @@ class SentenceTransformerEmbedder:
         self.name = spec
         path = resolve_model_path(spec)
         try:
-            self.model = SentenceTransformer(path, device=device)
+            # local_files_only: the env variables above are read when huggingface_hub is first imported,
+            # and gradio imports it before any model loads; without this a wrong name retries for minutes.
+            self.model = SentenceTransformer(path, device=device, local_files_only=True)
         except Exception as exc:  # OSError, HF errors: all mean "not available here"
             raise RagError(
                 f"cannot load embedding model {spec!r} ({type(exc).__name__}); give a local path or a model "
@@ -76,7 +78,7 @@ class SentenceTransformerEmbedder:
         self._special = len(self._tokenizer("")["input_ids"])
 
     def count_tokens(self, text: str) -> int:
-        return len(self._tokenizer(text, add_special_tokens=False, truncation=False)["input_ids"])
+        return len(self._tokenizer(text, add_special_tokens=False, truncation=False, verbose=False)["input_ids"])
 
     def special_tokens(self) -> int:
         return self._special
@@ -133,6 +135,10 @@ def load_embedder(spec: str = DEFAULT_MODEL) -> Embedder:
         if spec not in _CACHE:
             if spec.startswith("hash:"):
                 _CACHE[spec] = HashEmbedder(dimension=int(spec.split(":", 1)[1] or 256))
+            elif spec.startswith("onnx-int8:"):  # int8 ONNX Runtime copy of a model, see rag.onnx_embed
+                from rag.onnx_embed import OnnxEmbedder
+
+                _CACHE[spec] = OnnxEmbedder(spec)
             else:
                 _CACHE[spec] = SentenceTransformerEmbedder(spec)
         embedder: Embedder = _CACHE[spec]
@@ -141,6 +147,8 @@ def load_embedder(spec: str = DEFAULT_MODEL) -> Embedder:
 
 def model_identity(spec: str) -> str:
     """How an index records its model: the default under its public name, paths resolved."""
+    if spec.startswith("onnx-int8:"):  # its vectors differ a little from the float model's: a model of its own
+        return "onnx-int8:" + model_identity(spec.split(":", 1)[1] or "default")
     if spec in _DEFAULT_ALIASES:
         return DEFAULT_MODEL
     path = Path(spec)

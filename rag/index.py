@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from rag.chunk import ChunkSettings, chunk_document
+from rag.clean import CLEAN_VERSION
 from rag.embed import DEFAULT_MODEL, Embedder, load_embedder, model_identity
 from rag.errors import IndexMismatchError, IndexMissingError, IngestError
 from rag.ingest import DEFAULT_MAX_BYTES, iter_source_files, read_document
@@ -37,7 +38,12 @@ class BuildSettings:
 
     def fingerprint(self) -> dict[str, Any]:
         """What must match for stored vectors to be reused."""
-        return {"model": model_identity(self.model), "chunk": self.chunk.as_dict(), "title_prefix": self.title_prefix}
+        return {
+            "model": model_identity(self.model),
+            "chunk": self.chunk.as_dict(),
+            "title_prefix": self.title_prefix,
+            "clean_version": CLEAN_VERSION,
+        }
 
 
 @dataclass(frozen=True)
@@ -122,10 +128,17 @@ def build_index(
     longer under `sources` are dropped; a file whose content another file already has is
     indexed once. Unreadable files are reported in `rejected` and do not stop the build;
     an article that was indexed before and is now unreadable keeps its previous version.
+    A source that does not exist raises IngestError before anything is touched.
     """
     started = time.perf_counter()
     settings = settings or BuildSettings()
     index_dir = Path(index_dir)
+    if isinstance(sources, str | Path):  # one path, not a sequence of one-letter paths
+        sources = [sources]
+    for source in sources:
+        # A mistyped path would otherwise make a build that drops every article that came from it.
+        if not Path(source).exists():
+            raise IngestError(str(source), "no such file or folder; the index was not changed")
     embedder = embedder or load_embedder(settings.model)
     fingerprint = settings.fingerprint()
     if embedder.name.startswith("hash:"):
@@ -257,23 +270,35 @@ def _read_sources(
     unchanged: list[str] = []
     skipped: list[str] = []
     warnings: list[str] = []
+    read: list[tuple[str, Document | None]] = []
     for path in iterator:
-        source = str(path)
         try:
-            doc = read_document(path, max_bytes=settings.max_file_bytes)
+            read.append((str(path), read_document(path, max_bytes=settings.max_file_bytes)))
         except IngestError as exc:
             rejected.append((exc.path, exc.reason))
             log.warning("rejected %s", exc)
+            read.append((str(path), None))
+    # The same article under two names is indexed once: under the name it is already indexed
+    # under, else the first name. A new copy of an indexed file is the one skipped.
+    owner: dict[str, str] = {}
+    for source, maybe_doc in read:
+        if maybe_doc is not None:
+            old = old_by_source.get(source)
+            if maybe_doc.doc_id not in owner or (old is not None and old.doc_id == maybe_doc.doc_id):
+                owner[maybe_doc.doc_id] = source
+    for source, maybe_doc in read:
+        if maybe_doc is None:
             if source in old_by_source and old_by_source[source].doc_id not in seen:
                 # Nothing lost on bad input: keep what was indexed from this file before.
                 kept = old_by_source[source]
                 seen[kept.doc_id] = source
                 docs.append(kept)
             continue
+        doc = maybe_doc
         warnings.extend(doc.warnings)
-        if doc.doc_id in seen:
+        if doc.doc_id in seen or owner[doc.doc_id] != source:
             skipped.append(source)
-            warnings.append(f"{source}: same article as {seen[doc.doc_id]}; indexed once")
+            warnings.append(f"{source}: same article as {seen.get(doc.doc_id, owner[doc.doc_id])}; indexed once")
             continue
         seen[doc.doc_id] = source
         old = old_by_source.get(source)

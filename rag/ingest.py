@@ -74,7 +74,8 @@ def read_document(path: Path, max_bytes: int = DEFAULT_MAX_BYTES) -> Document:
     try:
         size = path.stat().st_size
         if size > max_bytes:
-            raise IngestError(str(path), f"file is {size / 1e6:.0f} MB, over the {max_bytes / 1e6:.0f} MB limit")
+            have, limit = _sizes(size, max_bytes)
+            raise IngestError(str(path), f"file is {have}, over the {limit} limit")
         if size == 0:
             raise IngestError(str(path), "file is empty")
         data = path.read_bytes()
@@ -86,6 +87,20 @@ def read_document(path: Path, max_bytes: int = DEFAULT_MAX_BYTES) -> Document:
     if suffix in (".html", ".htm"):
         return _read_html(path, text)
     return _read_plain(path, text)
+
+
+def _sizes(size: int, limit: int) -> tuple[str, str]:
+    """Two sizes for a person ("25.3 MB", "21.0 MB"), in bytes when rounding would make them look equal."""
+
+    def text(n: int) -> str:
+        for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+            if n >= scale:
+                return f"{n / scale:.1f} {unit}"
+        return f"{n:,} bytes"
+
+    if text(size) == text(limit):
+        return f"{size:,} bytes", f"{limit:,} bytes"
+    return text(size), text(limit)
 
 
 def iter_source_files(sources: Iterable[str | Path]) -> Iterator[Path]:
@@ -181,7 +196,8 @@ def _yaml_meta(block: str) -> dict[str, str] | None:
 
     try:
         data = yaml.safe_load(block)
-    except yaml.YAMLError:
+    except (yaml.YAMLError, ValueError, TypeError, AttributeError, RecursionError):
+        # Not front matter we can read ("date: 2024-02-30", deep nesting...): the block stays text.
         return None
     if not isinstance(data, dict):
         return None
@@ -266,6 +282,8 @@ def _read_html(path: Path, html: str) -> Document:
     text = (data.get("text") or "").strip()
     if not text:
         raise IngestError(str(path), "no article text found in the HTML page")
+    if _is_link_text(html, text):
+        raise IngestError(str(path), "no article text found in the HTML page (only navigation links)")
     meta = {
         "title": data.get("title") or "",
         "outlet": data.get("sitename") or "",
@@ -274,6 +292,26 @@ def _read_html(path: Path, html: str) -> Document:
         "url": data.get("url") or "",
     }
     return _finish(path, text, {k: str(v) for k, v in meta.items() if v})
+
+
+def _is_link_text(html: str, text: str) -> bool:
+    """True when the extracted text is (nearly) all link labels: a page of menus, not an article.
+
+    trafilatura falls back to whatever text a page has, and on a page without an article that is
+    its navigation."""
+    from lxml import etree
+    from lxml import html as lxml_html
+
+    try:
+        tree = lxml_html.fromstring(re.sub(r"^\s*<\?xml[^>]*>", "", html))  # lxml refuses str with a declaration
+    except (etree.LxmlError, ValueError):
+        return False
+    labels = {" ".join(a.text_content().split()) for a in tree.iter("a")}
+    rest = " ".join(text.split())
+    for label in sorted((x for x in labels if len(x) > 1 and x in rest), key=len, reverse=True):
+        rest = re.sub(rf"(?<!\w){re.escape(label)}(?!\w)", " ", rest)
+    words = len(re.findall(r"\w+", text))
+    return len(re.findall(r"\w+", rest)) < 0.2 * words
 
 
 def _read_pdf(path: Path, data: bytes) -> Document:

@@ -207,8 +207,10 @@ class LexicalIndex:
 
     def search(self, query: str, k: int, mask: np.ndarray | None = None) -> list[tuple[int, float]]:
         """(row, score) best first; rows outside `mask` (bool per row) are left out."""
+        if not self.size:
+            return []  # an index of no chunks has no vocabulary to look words up in
         tokens = [t for t in tokenize(query) if t in self._vocab()]
-        if not tokens or not self.size:
+        if not tokens:
             return []
         k = min(k, self.size)
         weight = mask.astype(np.float32) if mask is not None else None

@@ -34,6 +34,28 @@ _GENERIC = frozenset(
         "new",
     ]
 )
+# Newspaper nouns that readers use alone for a paper: "the Post", "the Journal".
+_MASTHEAD = frozenset(
+    [
+        "Post",
+        "Times",
+        "Journal",
+        "Herald",
+        "Tribune",
+        "Telegraph",
+        "Guardian",
+        "Globe",
+        "Chronicle",
+        "Gazette",
+        "Observer",
+        "Independent",
+        "Monitor",
+        "Examiner",
+        "Inquirer",
+        "Economist",
+        "Forward",
+    ]
+)
 _NAMING = r"(?:according to|as reported by|reported by|report(?:ed|s)? in|says?|said|in|by|from|did|does|do)"
 
 
@@ -54,31 +76,36 @@ class OutletMention:
 def _aliases(outlets: Iterable[str]) -> list[tuple[re.Pattern[str], str]]:
     outlets = list(dict.fromkeys(outlets))
     patterns: list[tuple[re.Pattern[str], str]] = []
-    words_by_outlet: dict[str, list[str]] = {}
+    lone_words: dict[str, str] = {}
     for outlet in outlets:
         bare = re.sub(r"^the\s+", "", outlet.strip(), flags=re.IGNORECASE)
-        # The full name, with or without "The", any case, flexible spaces.
-        body = r"\s+".join(re.escape(w) for w in bare.split())
-        patterns.append((re.compile(rf"(?<!\w)(?:the\s+)?{body}(?!\w)", re.IGNORECASE), outlet))
         words = bare.split()
+        if not words:
+            continue
+        # The full name, with or without "The", flexible spaces. A name of common words only
+        # ("Times of Israel", "All Israel News") must be written as the outlet writes it, or all
+        # in lower or upper case: "all Israel news outlets" and "times of Israel's" are prose.
+        if all(w.lower() in _GENERIC for w in words):
+            forms = dict.fromkeys([bare, bare.lower(), bare.upper()])
+            body = "|".join(r"\s+".join(re.escape(w) for w in form.split()) for form in forms)
+            patterns.append((re.compile(rf"(?<!\w)(?:(?i:the)\s+)?(?:{body})(?!\w)"), outlet))
+        else:
+            body = r"\s+".join(re.escape(w) for w in words)
+            patterns.append((re.compile(rf"(?<!\w)(?:the\s+)?{body}(?!\w)", re.IGNORECASE), outlet))
         if len(words) >= 2:
-            # Initials, case as written in the question: "ToI", "TOI", "JPost" is not guessed.
+            # Initials with at least two capitals: "ToI", "TOI", "AIN"; not "toi", "Ain't" or "as".
             initials = "".join(w[0] for w in words)
-            patterns.append((re.compile(rf"(?<!\w){re.escape(initials)}(?!\w)", re.IGNORECASE), outlet))
-        words_by_outlet[outlet] = [w for w in words if w.lower() not in _GENERIC and w[0].isupper()]
-        # A distinctive last word used on its own: "the Post" for The Jerusalem Post.
-        last = words[-1]
-        if len(words) >= 2 and last[0].isupper():
-            words_by_outlet[outlet].append(last)
-    counts: dict[str, int] = {}
-    for words in words_by_outlet.values():
-        for w in set(words):
-            counts[w.lower()] = counts.get(w.lower(), 0) + 1
-    for outlet, words in words_by_outlet.items():
-        for w in set(words):
-            if counts[w.lower()] == 1:
-                # Capitalised, after "the": "the Post", "The Post's"; case-sensitive to skip prose.
-                patterns.append((re.compile(rf"(?<![\w])[Tt]he\s+{re.escape(w)}(?!\w)"), outlet))
+            patterns.append((re.compile(rf"(?<!\w)(?=\w*[A-Z]\w*[A-Z])(?i:{re.escape(initials)})(?!\w)"), outlet))
+            # The masthead noun on its own: "the Post" for The Jerusalem Post. Only a masthead noun:
+            # "the Israel-Hamas war" or "the Jerusalem talks" name no outlet.
+            if words[-1] in _MASTHEAD:
+                lone_words.setdefault(words[-1], outlet)
+                if lone_words[words[-1]] != outlet:
+                    lone_words[words[-1]] = ""  # two outlets share it: it names neither
+    for word, outlet in lone_words.items():
+        if outlet:
+            # Capitalised, after "the": "the Post", "The Post's"; case-sensitive to skip prose.
+            patterns.append((re.compile(rf"(?<![\w])[Tt]he\s+{re.escape(word)}(?![\w-])"), outlet))
     return patterns
 
 

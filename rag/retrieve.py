@@ -153,7 +153,7 @@ class Retriever:
             grams = shingles.setdefault(row, _trigrams(self.stored.chunks[row].text))
             if any(_jaccard(grams, shingles[other]) >= s.duplicate_jaccard for other, _ in chosen):
                 continue
-            chosen.append((row, score))
+            chosen.append((row, best_score))
             key = str(self._outlet_keys[row])
             per_outlet[key] = per_outlet.get(key, 0) + 1
             doc_id = self.stored.chunks[row].doc_id

@@ -72,6 +72,9 @@ _ABBREVIATIONS = frozenset(
     ]
 )
 
+# Abbreviations only before a number: "no." is also the word "no" ending a sentence.
+_BEFORE_NUMBER = frozenset(["no", "nos", "fig"])
+
 # A candidate end: terminal punctuation, optional closing quotes/brackets, then whitespace.
 _END = re.compile(r"[.!?]+[\"'”’)\]]*(?=\s)|(?<=[a-z]{2})[.!?][\"”’]?(?=[A-Z“\"][a-z ])")
 _NEXT_START = re.compile(r"\s*[\"'“‘(\[]*[A-Z0-9]")
@@ -87,6 +90,8 @@ def _is_abbreviation(text: str, dot: int) -> bool:
         return False
     if len(word) == 1 and word.isalpha():  # an initial: "Charles Q. Brown"
         return True
+    if word in _BEFORE_NUMBER:  # "Resolution No. 2728", but "the answer was no. Israel..."
+        return bool(re.match(r"\s*\d", text[dot + 1 : dot + 4]))
     return word in _ABBREVIATIONS
 
 

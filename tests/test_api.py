@@ -1,0 +1,182 @@
+"""rag/api.py: the public functions of API.md, with an explicit index_dir and with the defaults
+($RAG_INDEX_DIR, else ./index, built from ./corpus the first time it is needed)."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+import rag
+import rag.answer
+import rag.api
+from rag.embed import HashEmbedder
+from rag.errors import IndexMissingError, QueryError
+from rag.index import BuildSettings
+from rag.index import build_index as index_build
+from rag.retrieve import get_retriever
+from rag.store import MANIFEST, read_manifest
+
+FAKE = BuildSettings(model="hash:256")
+TENTS = "How many tents did Israel order from China?"
+
+
+@pytest.fixture
+def api_index(corpus_dir: Path, index_dir: Path) -> Path:
+    report = rag.build_index(sources=(str(corpus_dir),), index_dir=index_dir, settings=FAKE)
+    assert report.documents == 5 and report.added
+    return index_dir
+
+
+@dataclass
+class Project:
+    path: Path
+    builds: list[tuple[tuple[str, ...], str]]  # (sources, index_dir) of each implicit build
+
+
+@pytest.fixture
+def in_project(tmp_path: Path, corpus_dir: Path, monkeypatch: pytest.MonkeyPatch, fake_default_model: None) -> Project:
+    """cwd = a folder holding corpus/ and no index yet; builds use the hash embedder; counts builds."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("RAG_INDEX_DIR", raising=False)
+    builds: list[tuple[tuple[str, ...], str]] = []
+
+    def counting_build(sources, index_dir, **kwargs):  # type: ignore[no-untyped-def]
+        builds.append((tuple(str(s) for s in sources), str(index_dir)))
+        return index_build(sources, index_dir, **kwargs)
+
+    monkeypatch.setattr(rag.api, "_build_index", counting_build)
+    return Project(tmp_path, builds)
+
+
+def verbatim(index_dir: Path, doc_id: str, start: int, end: int) -> str:
+    return get_retriever(index_dir).stored.documents[doc_id].text[start:end]
+
+
+def test_public_names() -> None:
+    for name in ("build_index", "retrieve", "ask", "Passage", "Answer", "Quote", "QueryError", "RagError"):
+        assert name in rag.__all__ and hasattr(rag, name)
+
+
+def test_build_report(api_index: Path, corpus_dir: Path) -> None:
+    report = rag.build_index(sources=(str(corpus_dir),), index_dir=api_index, settings=FAKE)
+    assert len(report.unchanged) == 5 and not (report.added or report.updated or report.removed)
+    assert report.chunks > 0 and report.seconds >= 0
+
+
+def test_retrieve_with_index_dir(api_index: Path) -> None:
+    passages = rag.retrieve("Israel ordered 40,000 tents from China", k=4, index_dir=api_index)
+    assert len(passages) == 4
+    for p in passages:
+        assert p.text == verbatim(api_index, p.doc_id, p.start, p.end)
+        assert p.outlet and p.title and Path(p.source).exists() and isinstance(p.score, float)
+    assert any(p.outlet == "JNS" and "40,000 tents" in p.text for p in passages)
+    only = rag.retrieve("Who led the US side?", k=3, outlets=["The Jerusalem Post"], index_dir=str(api_index))
+    assert only and {p.outlet for p in only} == {"The Jerusalem Post"}
+    follow_up = "And who represented the Israeli side?"
+    assert rag.retrieve(follow_up, index_dir=api_index) != rag.retrieve(
+        follow_up, history=["Who led the US side in the virtual meeting on Rafah?"], index_dir=api_index
+    )
+
+
+def test_ask_with_index_dir(api_index: Path) -> None:
+    answer = rag.ask(TENTS, index_dir=api_index)
+    assert isinstance(answer, rag.Answer) and answer.text.strip() and answer.passages
+    if not answer.abstained:
+        assert answer.quotes
+    for quote in answer.quotes:
+        assert quote.text == verbatim(api_index, quote.doc_id, quote.start, quote.end)
+        assert quote.outlet in answer.text
+    answer = rag.ask(
+        "And who represented the Israeli side?",
+        history=("Who led the US side in the virtual meeting on Rafah?",),
+        outlets=("JNS",),
+        index_dir=api_index,
+    )
+    assert all(q.outlet == "JNS" for q in answer.quotes) and all(p.outlet == "JNS" for p in answer.passages)
+
+
+def test_errors(api_index: Path, tmp_path: Path) -> None:
+    with pytest.raises(QueryError):
+        rag.retrieve("?!", index_dir=api_index)
+    with pytest.raises(QueryError):
+        rag.ask("   ", index_dir=api_index)
+    with pytest.raises(QueryError, match="Daily Planet"):
+        rag.ask(TENTS, outlets=["The Daily Planet"], index_dir=api_index)
+    with pytest.raises(rag.RagError):
+        rag.build_index(sources=(str(tmp_path / "nope"),), index_dir=api_index, settings=FAKE)
+
+
+def test_explicit_index_dir_is_never_built_implicitly(in_project: Project) -> None:
+    with pytest.raises(IndexMissingError, match="rag index"):
+        rag.retrieve(TENTS, index_dir=in_project.path / "elsewhere")
+    assert in_project.builds == [] and not (in_project.path / "elsewhere" / MANIFEST).exists()
+
+
+def test_default_index_is_built_from_corpus_on_first_use(in_project: Project) -> None:
+    passages = rag.retrieve("Israel ordered 40,000 tents from China")
+    assert passages and (in_project.path / "index" / MANIFEST).exists()
+    assert in_project.builds == [(("corpus",), "index")]
+    assert {p.source for p in passages} <= {f"corpus/{p.name}" for p in (in_project.path / "corpus").iterdir()}
+    assert rag.ask(TENTS).passages
+    assert len(in_project.builds) == 1  # built once
+
+
+def test_rag_index_dir(in_project: Project, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RAG_INDEX_DIR", str(in_project.path / "env-index"))
+    assert rag.default_index_dir() == in_project.path / "env-index"
+    answer = rag.ask(TENTS)
+    assert answer.passages and (in_project.path / "env-index" / MANIFEST).exists()
+    assert not (in_project.path / "index").exists()
+    assert in_project.builds == [(("corpus",), str(in_project.path / "env-index"))]
+
+    # build_index with no index_dir writes there too.
+    (in_project.path / "corpus" / "000_7d35695503e2d372.txt").unlink()
+    report = rag.build_index()
+    assert report.removed == ("corpus/000_7d35695503e2d372.txt",)
+    assert read_manifest(in_project.path / "env-index").generation == 2
+    assert "JNS" not in {p.outlet for p in rag.retrieve("tents", k=10)}
+
+
+def test_no_index_and_no_corpus(in_project: Project, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    monkeypatch.chdir(empty)
+    with pytest.raises(IndexMissingError, match="rag index"):
+        rag.retrieve(TENTS)
+    assert in_project.builds == []
+
+
+def test_first_use_from_many_threads_builds_once(in_project: Project) -> None:
+    results: list[int] = []
+    errors: list[BaseException] = []
+
+    def ask() -> None:
+        try:
+            results.append(len(rag.retrieve("Israel ordered 40,000 tents from China", k=3)))
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=ask) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors and results == [3, 3, 3, 3]
+    assert len(in_project.builds) == 1
+
+
+def test_ask_on_two_indexes_with_different_models(
+    corpus_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Whatever this test caches stays here: the module-level cache would poison later tests.
+    cache = getattr(rag.answer, "_VECTORS", None)
+    if cache is not None:
+        monkeypatch.setattr(rag.answer, "_VECTORS", type(cache)())
+    for dimension in (256, 128):
+        index_build([corpus_dir], tmp_path / f"index-{dimension}", embedder=HashEmbedder(dimension=dimension))
+    first = rag.ask(TENTS, index_dir=tmp_path / "index-256")
+    second = rag.ask(TENTS, index_dir=tmp_path / "index-128")
+    assert first.passages and second.passages

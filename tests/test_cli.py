@@ -1,0 +1,175 @@
+"""rag/cli.py: `rag index`, `rag search`, `rag ask` through rag.cli.main, and their one-line errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from rag.cli import main
+from rag.store import generation_names, read_manifest
+
+pytestmark = pytest.mark.usefixtures("fake_default_model")  # RAG_MODEL=hash:256: no real model here
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def assert_one_line_error(code: int, out: str, err: str, *words: str) -> None:
+    assert code == 1
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    assert "Traceback" not in err + out
+    for word in words:
+        assert word in lines[0]
+
+
+@pytest.fixture
+def cli_index(capsys: pytest.CaptureFixture[str], corpus_dir: Path, index_dir: Path) -> Path:
+    code, out, err = run(capsys, "index", str(corpus_dir), "--index-dir", str(index_dir), "-q")
+    assert code == 0, err
+    return index_dir
+
+
+def test_index_reports_what_it_did(capsys: pytest.CaptureFixture[str], corpus_dir: Path, index_dir: Path) -> None:
+    (corpus_dir / "empty.txt").touch()
+    code, out, err = run(capsys, "index", str(corpus_dir), "--index-dir", str(index_dir), "-q")
+    assert code == 0
+    assert out.count("    added  ") == 5 and f"rejected  {corpus_dir / 'empty.txt'}: file is empty" in out
+    assert "5 added, 0 updated, 0 removed, 0 unchanged, 0 skipped, 1 rejected" in out
+    assert read_manifest(index_dir).model == "hash:256"
+
+    # No paths: the sources the index was built from.
+    code, out, err = run(capsys, "index", "--index-dir", str(index_dir), "-q", "--json")
+    report = json.loads(out)
+    assert code == 0 and len(report["unchanged"]) == 5 and report["embedded"] == 0
+    assert report["rejected"] == [{"source": str(corpus_dir / "empty.txt"), "reason": "file is empty"}]
+
+
+def test_index_uses_rag_index_dir(
+    capsys: pytest.CaptureFixture[str], corpus_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RAG_INDEX_DIR", str(tmp_path / "from-env"))
+    code, _, _ = run(capsys, "index", str(corpus_dir), "-q")
+    assert code == 0 and (tmp_path / "from-env" / "manifest.json").exists()
+
+
+def test_index_rebuild_and_model(capsys: pytest.CaptureFixture[str], cli_index: Path, corpus_dir: Path) -> None:
+    code, out, _ = run(capsys, "index", str(corpus_dir), "--index-dir", str(cli_index), "--rebuild", "--json", "-q")
+    report = json.loads(out)
+    assert code == 0 and report["embedded"] == report["chunks"] > 0
+    code, out, _ = run(capsys, "index", str(corpus_dir), "--index-dir", str(cli_index), "--model", "hash:64", "-q")
+    assert code == 0 and read_manifest(cli_index).dimension == 64
+
+
+def test_search_json(capsys: pytest.CaptureFixture[str], cli_index: Path) -> None:
+    code, out, err = run(
+        capsys, "search", "Israel ordered 40,000 tents from China", "-k", "3", "--json", "--index-dir", str(cli_index)
+    )
+    assert code == 0 and not err
+    passages = json.loads(out)
+    assert len(passages) == 3
+    for p in passages:
+        assert {"text", "outlet", "title", "source", "score", "start", "end", "page"} <= set(p)
+        assert p["text"] in Path(p["source"]).read_text(encoding="utf-8")
+    assert any("40,000 tents" in p["text"] and p["outlet"] == "JNS" for p in passages)
+
+
+def test_search_outlet_filter_and_text_output(capsys: pytest.CaptureFixture[str], cli_index: Path) -> None:
+    code, out, _ = run(
+        capsys,
+        "search",
+        "Who led the US side?",
+        "--outlet",
+        "JNS",
+        "--outlet",
+        "All Israel News",
+        "--index-dir",
+        str(cli_index),
+    )
+    assert code == 0
+    heads = [line for line in out.splitlines() if line[:2] in {f"{n}." for n in range(1, 10)}]
+    assert heads and all(" JNS — " in h or " All Israel News — " in h for h in heads)
+    assert ".txt:" in out  # where each passage is
+
+
+def test_ask(capsys: pytest.CaptureFixture[str], cli_index: Path) -> None:
+    code, out, err = run(capsys, "ask", "How many tents did Israel order from China?", "--index-dir", str(cli_index))
+    assert code == 0 and not err and out.strip()
+    code, out, _ = run(
+        capsys, "ask", "How many tents did Israel order from China?", "--json", "--index-dir", str(cli_index)
+    )
+    answer = json.loads(out)
+    assert code == 0 and {"text", "quotes", "passages", "abstained"} <= set(answer)
+    for quote in answer["quotes"]:
+        assert quote["text"] in Path(quote["source"]).read_text(encoding="utf-8")
+
+
+def test_missing_index_is_an_error(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    for command in ("search", "ask"):
+        code, out, err = run(capsys, command, "Rafah", "--index-dir", str(tmp_path / "nothing"))
+        assert_one_line_error(code, out, err, "no index", "rag index")
+
+
+def test_unknown_outlet_is_an_error(capsys: pytest.CaptureFixture[str], cli_index: Path) -> None:
+    for command in ("search", "ask"):
+        code, out, err = run(capsys, command, "Rafah", "--outlet", "The Daily Planet", "--index-dir", str(cli_index))
+        assert_one_line_error(code, out, err, "The Daily Planet", "known outlets")
+
+
+@pytest.mark.parametrize("question", ["", "   ", "?!"])
+def test_empty_question_is_an_error(capsys: pytest.CaptureFixture[str], cli_index: Path, question: str) -> None:
+    for command in ("search", "ask"):
+        code, out, err = run(capsys, command, question, "--index-dir", str(cli_index))
+        assert_one_line_error(code, out, err, "empty")
+
+
+def test_nonexistent_path_is_an_error_and_changes_nothing(
+    capsys: pytest.CaptureFixture[str], cli_index: Path, tmp_path: Path
+) -> None:
+    before = read_manifest(cli_index)
+    code, out, err = run(capsys, "index", str(tmp_path / "no-such-folder"), "--index-dir", str(cli_index), "-q")
+    assert_one_line_error(code, out, err, "no-such-folder", "no such file or folder")
+    assert read_manifest(cli_index) == before
+
+
+def test_damaged_index_is_an_error_with_rebuild_hint(capsys: pytest.CaptureFixture[str], cli_index: Path) -> None:
+    vectors = cli_index / generation_names(read_manifest(cli_index).generation)["vectors"]
+    vectors.write_bytes(vectors.read_bytes()[:100])
+    code, out, err = run(capsys, "search", "Rafah", "--index-dir", str(cli_index))
+    assert_one_line_error(code, out, err, "rag index --rebuild")
+    # Following the hint works: no paths needed, the sources come from the manifest.
+    code, out, err = run(capsys, "index", "--rebuild", "--index-dir", str(cli_index), "-q")
+    assert code == 0, err
+    assert run(capsys, "search", "Rafah", "--index-dir", str(cli_index))[0] == 0
+
+
+def test_command_line_is_quiet_on_stderr(corpus_dir: Path, index_dir: Path) -> None:
+    """As a real process: `rag index -q` prints its report on stdout and nothing on stderr
+    (no library debug logging), and an error is one line."""
+    env = {**os.environ, "RAG_MODEL": "hash:256"}
+    command = [sys.executable, "-m", "rag.cli"]
+    done = subprocess.run(
+        [*command, "index", str(corpus_dir), "--index-dir", str(index_dir), "-q"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert done.returncode == 0 and done.stderr == "" and "5 added" in done.stdout
+    done = subprocess.run(
+        [*command, "search", "Rafah", "--outlet", "Nowhere", "--index-dir", str(index_dir)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert done.returncode == 1 and done.stdout == ""
+    assert done.stderr.startswith("error: ") and done.stderr.count("\n") == 1

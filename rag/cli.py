@@ -32,6 +32,12 @@ def cmd_index(args: argparse.Namespace) -> int:
             sources = ["corpus"]
     settings = BuildSettings()
     model = args.model or os.environ.get("RAG_MODEL")
+    if not model:
+        # Updating an index keeps the model it was built with.
+        try:
+            model = read_manifest(index_dir).model
+        except RagError:
+            model = None
     if model:
         settings = BuildSettings(model=model)
     report = build_index(sources, index_dir, settings=settings, rebuild=args.rebuild, progress=not args.quiet)

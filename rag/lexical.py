@@ -219,6 +219,9 @@ class LexicalIndex:
         )
         return [(int(r), float(s)) for r, s in zip(rows[0], scores[0], strict=True) if s > 0]
 
+    def has_term(self, term: str) -> bool:
+        return self.size > 0 and term in self._vocab()
+
     def _vocab(self) -> dict[str, int]:
         vocab: dict[str, int] = self._model.vocab_dict  # type: ignore[attr-defined]
         return vocab

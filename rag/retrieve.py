@@ -14,6 +14,7 @@ import numpy as np
 
 from rag.embed import Embedder, load_embedder, model_identity
 from rag.errors import IndexMismatchError, QueryError
+from rag.lexical import tokenize
 from rag.outlets import outlet_key
 from rag.store import MANIFEST, StoredIndex, load_index, rebuild_hint
 from rag.types import Passage
@@ -71,7 +72,9 @@ class Retriever:
         queries = [(query, 1.0)]
         context = " ".join(clean_query(h, allow_empty=True) for h in list(history)[-s.history_turns :]).strip()
         if context:
-            queries.append((f"{context} {query}", s.history_weight))
+            # "Where were they held?" says little alone: a short follow-up leans on the conversation.
+            short = len(tokenize(query)) <= 2
+            queries = [(query, 0.5 if short else 1.0), (f"{context} {query}", 1.0 if short else s.history_weight)]
         vectors = self.embedder.encode([q for q, _ in queries])
         with self._search_lock:
             for (text, weight), vector in zip(queries, vectors, strict=True):

@@ -1,0 +1,288 @@
+"""`make bench`: one run on this machine -> docs/benchmarks.md, docs/bench-*.png and docs/bench-results.json.
+
+Needs the RealTime QA development set converted into /tmp/rtqa (see ../shared/bench/README.md);
+its texts have no licence and stay out of the repository. Steps that lack their inputs are
+skipped and say so in the report.
+
+    python bench/run.py [--rtqa /tmp/rtqa] [--skip growth,peers,embed]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = ROOT / "docs"
+sys.path.insert(0, str(ROOT))
+
+from rag.evaluate import MODES, evaluate, read_questions  # noqa: E402
+from rag.index import build_index  # noqa: E402
+from rag.retrieve import Retriever, get_retriever  # noqa: E402
+
+SEED_QA = [ROOT.parent / "shared" / "eval" / "seed_qa.jsonl", ROOT / "tests" / "data" / "seed_dev.jsonl"]
+BASELINE = {"bm25 (README)": {"hits@5": 0.743, "hits@10": 0.854, "mrr@10": 0.585}}
+
+
+def rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def quality(rtqa: Path, results: dict[str, Any]) -> None:
+    index_dir = rtqa / "index"
+    queries = rtqa / "queries.jsonl"
+    if not (index_dir / "manifest.json").exists():
+        print(f"building the benchmark index in {index_dir} (embeds every chunk once) ...", flush=True)
+        report = build_index([rtqa / "articles"], index_dir, progress=True)
+        results["rtqa_build"] = report.as_dict() | {"chunks_per_s": round(report.chunks / report.seconds, 1)}
+        results["rtqa_build"].pop("warnings", None)
+    base = get_retriever(index_dir)
+    rows = read_questions(queries)
+    table: dict[str, Any] = {}
+    for mode, overrides in MODES.items():
+        from dataclasses import replace
+
+        retriever = Retriever(base.stored, base.embedder, replace(base.settings, **overrides))
+        report = evaluate(retriever, rows, k=10, ask=(mode == "hybrid"))
+        table[mode] = report
+        print(mode, {k: report.get(k) for k in ("hits@5", "hits@10", "mrr@10", "answer_match")}, flush=True)
+    results["rtqa"] = {"questions": len(rows), "chunks": len(base.stored.chunks), "modes": table}
+
+
+def seed_quality(results: dict[str, Any]) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        build_index([ROOT / "corpus"], Path(tmp) / "index")
+        retriever = get_retriever(Path(tmp) / "index")
+        out = {}
+        for path in SEED_QA:
+            if path.exists():
+                out[path.name] = evaluate(retriever, read_questions(path), k=5, ask=True)
+        results["seed"] = out
+
+
+def speed(rtqa: Path, results: dict[str, Any], articles: int) -> None:
+    """End-to-end build throughput on a fresh index of `articles` benchmark files, then latency."""
+    files = sorted((rtqa / "articles").glob("*.txt"))[:articles]
+    with tempfile.TemporaryDirectory() as tmp:
+        subset = Path(tmp) / "articles"
+        subset.mkdir()
+        for f in files:
+            shutil.copy(f, subset / f.name)
+        started = time.perf_counter()
+        report = build_index([subset], Path(tmp) / "index")
+        seconds = time.perf_counter() - started
+        retriever = get_retriever(Path(tmp) / "index")
+        rows = read_questions(rtqa / "queries.jsonl")[:50]
+        latency = evaluate(retriever, rows, k=10, ask=True)
+    results["speed"] = {
+        "articles": len(files),
+        "chunks": report.chunks,
+        "build_s": round(seconds, 1),
+        "build_chunks_per_s": round(report.chunks / seconds, 1),
+        "retrieve_ms": latency["retrieve_ms"],
+        "ask_ms": latency["ask_ms"],
+        "max_rss_mb": round(rss_mb()),
+    }
+    print("speed", results["speed"], flush=True)
+
+
+def run_script(args: list[str], timeout: float) -> dict[str, Any] | None:
+    try:
+        done = subprocess.run(args, capture_output=True, text=True, timeout=timeout, cwd=ROOT, check=False)
+    except subprocess.TimeoutExpired:
+        return {"error": f"timed out after {timeout:.0f}s"}
+    if done.returncode != 0:
+        return {"error": (done.stderr.strip().splitlines() or ["failed"])[-1]}
+    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    return json.loads(lines[-1]) if lines else None
+
+
+def fmt(value: Any) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        return f"{value:.3f}" if value < 10 else f"{value:.0f}"
+    return str(value)
+
+
+def plot_quality(results: dict[str, Any]) -> str | None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    modes = results.get("rtqa", {}).get("modes", {})
+    peers = results.get("peers", {}) or {}
+    rows = {m: r for m, r in modes.items()}
+    if isinstance(peers.get("quality"), dict):
+        rows["llamaindex"] = peers["quality"]
+    if not rows:
+        return None
+    metrics = ["hits@5", "hits@10", "mrr@10"]
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    width = 0.8 / len(rows)
+    for i, (name, r) in enumerate(rows.items()):
+        ax.bar([j + i * width for j in range(len(metrics))], [r.get(m) or 0 for m in metrics], width, label=name)
+    ax.axhline(0.854, color="grey", linestyle="--", linewidth=0.8, label="BM25 hits@10 baseline 0.854")
+    ax.set_xticks([j + width * (len(rows) - 1) / 2 for j in range(len(metrics))], metrics)
+    ax.set_ylim(0, 1)
+    ax.set_title("RealTime QA dev (article level)")
+    ax.legend(fontsize=7, loc="lower right")
+    path = DOCS / "bench-quality.png"
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    return path.name
+
+
+def write_markdown(results: dict[str, Any]) -> None:
+    out = ["# Benchmarks", "", f"One run of `make bench` on {results['machine']}, {results['date']}.", ""]
+    out += [
+        "Re-run: convert the RealTime QA dev weeks into /tmp/rtqa (../shared/bench/README.md), then `make bench`.",
+        "",
+    ]
+    rtqa = results.get("rtqa")
+    if rtqa:
+        out += [f"## Quality: RealTime QA dev ({rtqa['questions']} questions, {rtqa['chunks']} chunks)", ""]
+        out += [
+            "Article level: a hit is a top-k passage from a gold article (matched by URL). Same chunks, same model.",
+            "",
+        ]
+        out += ["| retriever | hits@5 | hits@10 | MRR@10 | answer quotes the right choice |", "|---|---|---|---|---|"]
+        for mode, r in rtqa["modes"].items():
+            label = {"hybrid": "this project (hybrid)", "bm25": "BM25 alone", "dense": "dense alone (FAISS)"}[mode]
+            out.append(
+                f"| {label} | {fmt(r.get('hits@5'))} | {fmt(r.get('hits@10'))} | {fmt(r.get('mrr@10'))} "
+                f"| {fmt(r.get('answer_match'))} |"
+            )
+        peers = results.get("peers") or {}
+        if isinstance(peers.get("quality"), dict):
+            q = peers["quality"]
+            out.append(
+                f"| LlamaIndex VectorStoreIndex | {fmt(q.get('hits@5'))} | {fmt(q.get('hits@10'))} "
+                f"| {fmt(q.get('mrr@10'))} | – |"
+            )
+        b = BASELINE["bm25 (README)"]
+        out.append(
+            f"| BM25, whole 22-week set (../shared/bench/README.md) | {b['hits@5']} | {b['hits@10']} "
+            f"| {b['mrr@10']} | – |"
+        )
+        out += ["", "![quality](bench-quality.png)", ""]
+    seed = results.get("seed")
+    if seed:
+        out += [
+            "## Quality: the seed articles",
+            "",
+            "| QA file | recall@5 | exact | faithful | scoped | abstain | ask p50 ms |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for name, r in seed.items():
+            out.append(
+                f"| {name} | {fmt(r.get('recall@5'))} | {fmt(r.get('exact'))} | {fmt(r.get('faithful'))} "
+                f"| {fmt(r.get('scoped'))} | {fmt(r.get('abstain'))} | {fmt((r.get('ask_ms') or {}).get('p50'))} |"
+            )
+        out.append("")
+    sp = results.get("speed")
+    if sp:
+        out += [
+            "## Speed",
+            "",
+            f"A fresh index of {sp['articles']} benchmark articles ({sp['chunks']} chunks), "
+            "end to end, then 50 benchmark questions.",
+            "",
+            "| measure | value |",
+            "|---|---|",
+            f"| build, end to end | {sp['build_chunks_per_s']} chunks/s ({sp['build_s']} s) |",
+            f"| retrieve p50 / p95 | {sp['retrieve_ms']['p50']} / {sp['retrieve_ms']['p95']} ms |",
+            f"| ask p50 / p95 | {sp['ask_ms']['p50']} / {sp['ask_ms']['p95']} ms |",
+            f"| peak resident memory of the bench process | {sp['max_rss_mb']} MB |",
+            "",
+        ]
+    emb = results.get("embed")
+    if emb:
+        out += ["## Embedding step alone", "", "```json", json.dumps(emb, indent=1), "```", ""]
+    peers = results.get("peers")
+    if peers:
+        out += [
+            "## Against LlamaIndex (same model, same chunks, one run)",
+            "",
+            "```json",
+            json.dumps(peers, indent=1),
+            "```",
+            "",
+        ]
+    load = results.get("load")
+    if load:
+        out += ["## Load: the web app under concurrent clients", "", "```json", json.dumps(load, indent=1), "```", ""]
+    growth = results.get("growth")
+    if growth:
+        out += [
+            "## Growth: flat against HNSW, 10 thousand to 1 million chunks (synthetic vectors)",
+            "",
+            "```json",
+            json.dumps(growth, indent=1)[:6000],
+            "```",
+            "",
+        ]
+        if (DOCS / "bench-growth.png").exists():
+            out += ["![growth](bench-growth.png)", ""]
+    (DOCS / "benchmarks.md").write_text("\n".join(out), encoding="utf-8")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rtqa", type=Path, default=Path("/tmp/rtqa"))
+    parser.add_argument("--skip", default="", help="comma-separated: quality,seed,speed,embed,peers,growth")
+    parser.add_argument("--speed-articles", type=int, default=150)
+    args = parser.parse_args()
+    skip = set(filter(None, args.skip.split(",")))
+    DOCS.mkdir(exist_ok=True)
+    results: dict[str, Any] = {
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+        "date": time.strftime("%Y-%m-%d"),
+    }
+    have_rtqa = (args.rtqa / "queries.jsonl").exists()
+    if not have_rtqa:
+        print(f"no benchmark data in {args.rtqa}: quality and speed on RealTime QA skipped", flush=True)
+    if have_rtqa and "quality" not in skip:
+        quality(args.rtqa, results)
+    if "seed" not in skip:
+        seed_quality(results)
+    if have_rtqa and "speed" not in skip:
+        speed(args.rtqa, results, args.speed_articles)
+    py = sys.executable
+    if "embed" not in skip and (ROOT / "bench" / "embed_speed.py").exists():
+        results["embed"] = run_script([py, "bench/embed_speed.py", "--articles", str(args.rtqa / "articles")], 1800)
+    li_python = Path(os.environ.get("LLAMAINDEX_PYTHON", "/tmp/li-venv/bin/python"))
+    if "peers" not in skip and (ROOT / "bench" / "peer_llamaindex.py").exists() and li_python.exists():
+        results["peers"] = run_script([str(li_python), "bench/peer_llamaindex.py"], 3600)
+    if "load" not in skip and (ROOT / "bench" / "load.py").exists():
+        results["load"] = run_script([py, "bench/load.py"], 900)
+    if "growth" not in skip and (ROOT / "bench" / "growth.py").exists():
+        results["growth"] = run_script(
+            [py, "bench/growth.py", "--out", str(DOCS / "bench-growth.json"), "--plot", str(DOCS / "bench-growth.png")],
+            3600,
+        )
+        growth_json = DOCS / "bench-growth.json"
+        if growth_json.exists():
+            results["growth"] = json.loads(growth_json.read_text())
+    plot_quality(results)
+    (DOCS / "bench-results.json").write_text(json.dumps(results, indent=1), encoding="utf-8")
+    write_markdown(results)
+    print(f"wrote {DOCS / 'benchmarks.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -245,6 +245,9 @@ def main() -> int:
     parser.add_argument("--rtqa", type=Path, default=Path("/tmp/rtqa"))
     parser.add_argument("--skip", default="", help="comma-separated: quality,seed,speed,embed,peers,growth")
     parser.add_argument("--speed-articles", type=int, default=150)
+    parser.add_argument(
+        "--peers-json", type=Path, help="include this saved output of bench/peer_llamaindex.py instead of running it"
+    )
     args = parser.parse_args()
     skip = set(filter(None, args.skip.split(",")))
     DOCS.mkdir(exist_ok=True)
@@ -265,7 +268,9 @@ def main() -> int:
     if "embed" not in skip and (ROOT / "bench" / "embed_speed.py").exists():
         results["embed"] = run_script([py, "bench/embed_speed.py", "--articles", str(args.rtqa / "articles")], 1800)
     li_python = Path(os.environ.get("LLAMAINDEX_PYTHON", "/tmp/li-venv/bin/python"))
-    if "peers" not in skip and (ROOT / "bench" / "peer_llamaindex.py").exists() and li_python.exists():
+    if args.peers_json and args.peers_json.exists():
+        results["peers"] = json.loads(args.peers_json.read_text(encoding="utf-8"))
+    elif "peers" not in skip and (ROOT / "bench" / "peer_llamaindex.py").exists() and li_python.exists():
         results["peers"] = run_script([str(li_python), "bench/peer_llamaindex.py"], 3600)
     if "load" not in skip and (ROOT / "bench" / "load.py").exists():
         results["load"] = run_script([py, "bench/load.py"], 900)

@@ -15,7 +15,6 @@ Threads: `threads=` or `$RAG_ONNX_THREADS`, else ONNX Runtime's default (one per
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
 import logging
@@ -23,7 +22,6 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +29,7 @@ import numpy as np
 
 from rag.embed import resolve_model_path
 from rag.errors import RagError
+from rag.locks import file_lock
 
 log = logging.getLogger(__name__)
 
@@ -95,27 +94,10 @@ def model_hash(model_dir: Path) -> str:
     return digest.hexdigest()[:16]
 
 
-@contextlib.contextmanager
-def _export_lock(directory: Path, wait_seconds: float = 900.0) -> Iterator[None]:
+def _export_lock(directory: Path, wait_seconds: float = 900.0) -> contextlib.AbstractContextManager[None]:
     """One export per model at a time across processes; the others wait and then reuse it."""
-    handle = (directory / ".lock").open("a+")
-    try:
-        deadline = time.monotonic() + wait_seconds
-        while True:
-            try:
-                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    raise RagError(
-                        f"another process has been exporting the ONNX model in {directory} too long"
-                    ) from None
-                time.sleep(0.2)
-        yield
-    finally:
-        with contextlib.suppress(OSError):
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
-        handle.close()
+    busy = RagError(f"another process has been exporting the ONNX model in {directory} too long")
+    return file_lock(directory / ".lock", wait_seconds, busy, poll_seconds=0.2)
 
 
 def ensure_int8_model(model_dir: Path, cache_dir: Path | None = None) -> Path:

@@ -18,13 +18,11 @@ Nothing is pickled; numpy loads with allow_pickle=False.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
 import os
 import shutil
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +31,7 @@ import numpy as np
 
 from rag.errors import IndexBusyError, IndexMismatchError, IndexMissingError
 from rag.lexical import LexicalIndex
+from rag.locks import file_lock
 from rag.types import Chunk, Document
 
 FORMAT_VERSION = 1
@@ -330,23 +329,7 @@ def load_index(index_dir: Path, verify: bool = True) -> StoredIndex:
     return StoredIndex(index_dir, manifest, documents, chunks, vectors, dense, lexical)
 
 
-@contextlib.contextmanager
-def build_lock(index_dir: Path, wait_seconds: float = 600.0) -> Iterator[None]:
+def build_lock(index_dir: Path, wait_seconds: float = 600.0) -> contextlib.AbstractContextManager[None]:
     """One build at a time per index directory, across processes (an flock)."""
-    index_dir.mkdir(parents=True, exist_ok=True)
-    handle = (index_dir / LOCK).open("a+")
-    try:
-        deadline = time.monotonic() + wait_seconds
-        while True:
-            try:
-                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    raise IndexBusyError(f"another build is updating {index_dir}; try again when it finishes") from None
-                time.sleep(0.1)
-        yield
-    finally:
-        with contextlib.suppress(OSError):
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
-        handle.close()
+    busy = IndexBusyError(f"another build is updating {index_dir}; try again when it finishes")
+    return file_lock(Path(index_dir) / LOCK, wait_seconds, busy)

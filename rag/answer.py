@@ -9,7 +9,6 @@ and by whether they carry the kind of thing asked for (a number for "how many").
 from __future__ import annotations
 
 import re
-import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -18,7 +17,7 @@ import numpy as np
 
 from rag.lexical import tokenize
 from rag.outlets import find_outlets, outlet_key, strip_outlet_phrases
-from rag.retrieve import Retriever, clean_query
+from rag.retrieve import SENTENCE_VECTORS, Retriever, clean_query
 from rag.sentences import sentence_spans
 from rag.types import Answer, Passage, Quote
 
@@ -84,35 +83,6 @@ def _cue(question: str, sentence: str) -> float | None:
     return None
 
 
-class _SentenceVectors:
-    """Sentence embeddings, cached by (document, offsets): the same articles come back often."""
-
-    def __init__(self, capacity: int = 20_000) -> None:
-        self._cache: OrderedDict[tuple[str, str, int, int], np.ndarray] = OrderedDict()
-        self._capacity = capacity
-        self._lock = threading.Lock()
-
-    def get(self, retriever: Retriever, spans: list[tuple[str, int, int]], texts: list[str]) -> np.ndarray:
-        # Keyed by model too: two indexes of the same articles may use different models.
-        model = retriever.embedder.name
-        keys = [(model, *span) for span in spans]
-        with self._lock:
-            missing = [i for i, key in enumerate(keys) if key not in self._cache]
-        if missing:
-            fresh = retriever.embedder.encode([texts[i] for i in missing])
-            with self._lock:
-                for i, vector in zip(missing, fresh, strict=True):
-                    self._cache[keys[i]] = vector
-                while len(self._cache) > self._capacity:
-                    self._cache.popitem(last=False)
-        with self._lock:
-            out = np.stack([self._cache[key] for key in keys]) if keys else np.zeros((0, 1), np.float32)
-        return out
-
-
-_VECTORS = _SentenceVectors()
-
-
 def score_sentences(
     retriever: Retriever,
     question: str,
@@ -137,7 +107,7 @@ def score_sentences(
             spans.append((passage, span.start, span.end, text))
     if not spans:
         return []
-    vectors = _VECTORS.get(retriever, keys, [t for *_, t in spans])
+    vectors = SENTENCE_VECTORS.get(retriever.embedder, keys, [t for *_, t in spans])
     context = " ".join(history[-2:])
     queries = [question] + ([f"{context} {question}"] if context else [])
     query_vectors = retriever.embedder.encode(queries)

@@ -245,6 +245,7 @@ def main() -> int:
     parser.add_argument("--rtqa", type=Path, default=Path("/tmp/rtqa"))
     parser.add_argument("--skip", default="", help="comma-separated: quality,seed,speed,embed,peers,growth")
     parser.add_argument("--speed-articles", type=int, default=150)
+    parser.add_argument("--update", action="store_true", help="start from docs/bench-results.json, redo what runs")
     parser.add_argument(
         "--peers-json", type=Path, help="include this saved output of bench/peer_llamaindex.py instead of running it"
     )
@@ -255,6 +256,9 @@ def main() -> int:
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
         "date": time.strftime("%Y-%m-%d"),
     }
+    saved = DOCS / "bench-results.json"
+    if args.update and saved.exists():
+        results = json.loads(saved.read_text(encoding="utf-8")) | results
     have_rtqa = (args.rtqa / "queries.jsonl").exists()
     if not have_rtqa:
         print(f"no benchmark data in {args.rtqa}: quality and speed on RealTime QA skipped", flush=True)

@@ -187,8 +187,9 @@ def _score_benchmark(
 
 MODES: dict[str, dict[str, Any]] = {
     "hybrid": {},
-    "bm25": {"dense_weight": 0.0},
-    "dense": {"lexical_weight": 0.0},
+    # The baselines alone: no fusion, no second stage.
+    "bm25": {"dense_weight": 0.0, "sentence_weight": 0.0},
+    "dense": {"lexical_weight": 0.0, "sentence_weight": 0.0},
 }
 
 

@@ -8,6 +8,7 @@ and by whether they carry the kind of thing asked for (a number for "how many").
 
 from __future__ import annotations
 
+import html
 import re
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -257,9 +258,9 @@ def _compose(question: str, chosen: list[ScoredSentence], passages: Sequence[Pas
         by_outlet.setdefault(group[0].passage.outlet, []).append(group)
     for outlet, outlet_groups in by_outlet.items():
         title = outlet_groups[0][0].passage.title
-        lines.append(f"**{_md(outlet)}** — *{_md(title)}*")
+        lines.append(f"**{md_literal(outlet)}** — *{md_literal(title)}*")
         for group in outlet_groups:
-            lines.append(f"> {_md(group[0].text)}")
+            lines.append(f"> {md_literal(group[0].text)}")
             others = list(dict.fromkeys(x.passage.outlet for x in group))
             if len(others) > 1:
                 note = f"Reported by {_join(others)}."
@@ -319,15 +320,21 @@ def _differing_figures(question: str, groups: list[list[ScoredSentence]]) -> str
     numbers = {re.sub(r"\D", "", f) for _, _, f in per_outlet.values()}
     if len(numbers) < 2:
         return ""
-    return "; ".join(f"{_md(o)}: {_md(f)}" for o, (_, _, f) in per_outlet.items())
+    return "; ".join(f"{md_literal(o)}: {md_literal(f)}" for o, (_, _, f) in per_outlet.items())
 
 
 def _join(names: list[str]) -> str:
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
 
-def _md(text: str) -> str:
-    """Article text as literal markdown: no links, emphasis or HTML can come from a source."""
-    text = text.replace("\n", " ")
-    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    return re.sub(r"([\\`*_{}\[\]()#+!|~])", r"\\\1", text)
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#!|~])")
+
+
+def md_literal(text: object) -> str:
+    """Article text as literal markdown: no HTML, links, emphasis, lists or headings can come from a source."""
+    flat = re.sub(r"\s+", " ", str(text)).strip()
+    flat = _MD_SPECIAL.sub(r"\\\1", flat)
+    # A list marker only counts at the start: "1. ..." or "- ..." is not a list; "zebra-striped" stays.
+    flat = re.sub(r"^(\d+)\.", r"\1\\.", flat)
+    flat = re.sub(r"^([-+])", r"\\\1", flat)
+    return html.escape(flat, quote=False)

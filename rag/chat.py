@@ -25,8 +25,8 @@ from typing import Any
 
 import gradio as gr
 
+from rag.answer import md_literal
 from rag.api import ask, retriever_for
-from rag.chunk import ChunkSettings
 from rag.errors import IngestError, RagError
 from rag.index import BuildReport, BuildSettings, build_index
 from rag.ingest import DEFAULT_MAX_BYTES, SUFFIXES, read_document
@@ -66,17 +66,6 @@ SOURCES_CSS = """
 def escape(text: object) -> str:
     """Text as HTML text: `<script>` shows as `<script>`, quotes cannot end an attribute."""
     return html.escape(str(text), quote=True)
-
-
-_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+!|~-])")
-
-
-def md_literal(text: object) -> str:
-    """Text as literal markdown inside a chat bubble: no HTML, links, emphasis, lists or headings."""
-    flat = re.sub(r"\s+", " ", str(text)).strip()
-    flat = _MD_SPECIAL.sub(r"\\\1", flat)
-    flat = re.sub(r"^(\d+)\.", r"\1\\.", flat)  # "1. ..." is not a list
-    return html.escape(flat, quote=False)
 
 
 def merge_spans(spans: Iterable[tuple[int, int]], length: int) -> list[tuple[int, int]]:
@@ -220,13 +209,7 @@ class UploadResult:
 def _build_settings(index_dir: Path) -> tuple[list[str], BuildSettings]:
     """The sources and settings the index was built with, so that an update re-embeds nothing else."""
     manifest = read_manifest(index_dir)
-    chunk = manifest.settings.get("chunk") or {}
-    settings = BuildSettings(
-        model=manifest.model,
-        chunk=ChunkSettings(**{k: int(v) for k, v in chunk.items() if k in ChunkSettings().as_dict()}),
-        title_prefix=bool(manifest.settings.get("title_prefix", True)),
-    )
-    return [str(s) for s in manifest.settings.get("sources") or []], settings
+    return [str(s) for s in manifest.settings.get("sources") or []], BuildSettings.from_manifest(manifest)
 
 
 def _covered(path: Path, sources: Sequence[str]) -> bool:

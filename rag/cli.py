@@ -8,7 +8,7 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 from rag.errors import RagError
@@ -30,16 +30,14 @@ def cmd_index(args: argparse.Namespace) -> int:
             sources = read_manifest(index_dir).settings.get("sources") or ["corpus"]
         except RagError:
             sources = ["corpus"]
-    settings = BuildSettings()
+    # Updating an index keeps the model and chunking it was built with, unless told otherwise.
+    try:
+        settings = BuildSettings.from_manifest(read_manifest(index_dir))
+    except RagError:
+        settings = BuildSettings()
     model = args.model or os.environ.get("RAG_MODEL")
-    if not model:
-        # Updating an index keeps the model it was built with.
-        try:
-            model = read_manifest(index_dir).model
-        except RagError:
-            model = None
     if model:
-        settings = BuildSettings(model=model)
+        settings = replace(settings, model=model)
     report = build_index(sources, index_dir, settings=settings, rebuild=args.rebuild, progress=not args.quiet)
     if args.json:
         print(json.dumps(report.as_dict(), ensure_ascii=False, indent=1))

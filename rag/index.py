@@ -17,7 +17,7 @@ from rag.embed import DEFAULT_MODEL, Embedder, load_embedder, model_identity
 from rag.errors import IndexMismatchError, IndexMissingError, IngestError
 from rag.ingest import DEFAULT_MAX_BYTES, iter_source_files, read_document
 from rag.lexical import LexicalIndex
-from rag.store import StoredIndex, build_lock, load_index, read_manifest, write_index
+from rag.store import Manifest, StoredIndex, build_lock, load_index, read_manifest, write_index
 from rag.types import Chunk, Document
 
 log = logging.getLogger(__name__)
@@ -35,6 +35,18 @@ class BuildSettings:
     max_file_bytes: int = DEFAULT_MAX_BYTES
     batch_size: int = 64
     hnsw_min_chunks: int = HNSW_MIN_CHUNKS
+
+    @classmethod
+    def from_manifest(cls, manifest: Manifest) -> BuildSettings:
+        """The settings an index was built with: updating it keeps its model and chunking."""
+        stored = manifest.settings
+        chunk = stored.get("chunk") or {}
+        known = ChunkSettings().as_dict()
+        return cls(
+            model=manifest.model,
+            chunk=ChunkSettings(**{k: int(v) for k, v in chunk.items() if k in known}),
+            title_prefix=bool(stored.get("title_prefix", True)),
+        )
 
     def fingerprint(self) -> dict[str, Any]:
         """What must match for stored vectors to be reused."""

@@ -1,218 +1,357 @@
 """Extractive answers: the sentences of the retrieved passages that answer the question, quoted
-verbatim and attributed, grouped by outlet; agreement said once, differing figures side by side.
+verbatim and attributed; the direct answer first, then the quotes grouped by outlet.
 
-No language model: sentences are scored by embedding similarity to the question (and to the
-question read with the conversation before it), by the question's key terms they contain,
-and by whether they carry the kind of thing asked for (a number for "how many").
+No language model. Each candidate sentence gets a probability that it answers the question from a
+logistic model over a few features (rag/answer_model.json, trained by bench/train_answer.py on
+RealTime QA dev weeks and our own seed questions, week folds for the held-out check): how close it
+is to the question and to the question's focus ("how many *fighters*"), by embedding and by word;
+whether it holds the kind of thing asked for (a number, a name, a date) next to that focus; whether
+it says something the question does not. A sentence is quoted only when it passes the bar on its
+own; when none does, the answer abstains.
 """
 
 from __future__ import annotations
 
 import html
+import json
 import re
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 
 from rag.lexical import tokenize
-from rag.outlets import find_outlets, outlet_key, strip_outlet_phrases
-from rag.retrieve import SENTENCE_VECTORS, Retriever, clean_query
-from rag.sentences import sentence_spans
+from rag.outlets import outlet_key
+from rag.query import Query
+from rag.retrieve import Retriever
 from rag.types import Answer, Passage, Quote
 
-# Chosen on tests/data/seed_dev.jsonl (our own questions, answerable and not): the midpoint of the
-# gap between the confidence of answerable and unanswerable questions; tests/test_answer.py re-derives it.
-ABSTAIN_THRESHOLD = 0.30
-
 ABSTAIN_TEXT = "The articles in the index do not answer this question."
+MODEL_PATH = Path(__file__).with_name("answer_model.json")
 
 
 @dataclass(frozen=True)
 class AnswerSettings:
     passages: int = 8  # passages retrieved to pick sentences from
     max_quotes: int = 5
-    relative_cut: float = 0.75  # a sentence is quoted if it scores this share of the best one
-    outlet_cut: float = 0.70  # ...or is the best of its outlet and scores this share of the best
+    # A sentence is quoted when its probability of answering is at least `quote_bar` and at least
+    # `relative_cut` of the best one's; the answer abstains when the best is under `abstain_bar`.
+    # All three come from the model file, where bench/train_answer.py writes what it chose.
+    quote_bar: float | None = None
+    relative_cut: float | None = None
+    abstain_bar: float | None = None
+    coverage_weight: float = 0.5  # probability lost per share of question terms the index never uses
     same_fact: float = 0.80  # embedding similarity above which two outlets' sentences are one fact
-    abstain_threshold: float = ABSTAIN_THRESHOLD
-    coverage_weight: float = 0.30  # confidence lost per share of question terms the index never uses
-    dense_weight: float = 0.60
-    lexical_weight: float = 0.30
-    cue_weight: float = 0.20  # added for the kind of thing asked for, taken away without it
-    rank_weight: float = 0.05  # the passage's retrieval rank
+    min_words: int = 4  # shorter lines (bylines, captions) are never quotes
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A sentence of a retrieved passage, with its vector and where it sits."""
+
+    passage: Passage
+    rank: int  # the passage's retrieval rank
+    start: int
+    end: int
+    text: str
+    vector: np.ndarray
+    position: int  # sentence number within its passage's article coverage (0 = first)
 
 
 @dataclass(frozen=True)
 class ScoredSentence:
-    passage: Passage
-    start: int
-    end: int
-    text: str
-    score: float
-    vector: np.ndarray
+    candidate: Candidate
+    probability: float
 
+    @property
+    def passage(self) -> Passage:
+        return self.candidate.passage
+
+    @property
+    def text(self) -> str:
+        return self.candidate.text
+
+
+# --- What a sentence must hold for each kind of question ---------------------------------------
 
 _NUMBER_WORDS = (
     r"one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|fifteen|twenty|thirty|forty|fifty|"
-    r"hundred|thousand|million|billion|dozens?|half|quarter|three-quarters|majority"
+    r"hundreds?|thousands?|millions?|billions?|dozens?|half|quarter|three-quarters|majority"
 )
-_NUMBER = re.compile(rf"\d[\d,.]*|\b(?:{_NUMBER_WORDS})\b", re.IGNORECASE)
+_NUMBER = re.compile(rf"\d[\d,.]*%?|\b(?:{_NUMBER_WORDS})\b", re.IGNORECASE)
 _DURATION = re.compile(
-    rf"\b(?:\d[\d,.]*|{_NUMBER_WORDS}|a|an)[\s-]+(?:minutes?|hours?|days?|weeks?|months?|years?)\b", re.IGNORECASE
+    rf"\b(?:\d[\d,.]*|{_NUMBER_WORDS}|a|an|several|few)[\s-]+(?:minutes?|hours?|days?|weeks?|months?|years?)\b",
+    re.IGNORECASE,
 )
-_NAME = re.compile(r"\b[A-Z][a-z]+(?:\s+[A-Z][a-z]+)+\b")
-_PLACE_OR_DATE = re.compile(
-    r"\b(?:in|at|on|from)\s+[A-Z][a-z]+|\b(?:January|February|March|April|May|June|July|August|September|"
-    r"October|November|December|Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday)\b|\b(19|20)\d\d\b"
+_MONTHS = r"January|February|March|April|May|June|July|August|September|October|November|December"
+_DATE = re.compile(
+    rf"\b(?:{_MONTHS})(?:\s+\d{{1,2}})?(?:,?\s+(?:19|20)\d\d)?\b|\b\d{{1,2}}\s+(?:{_MONTHS})\b|"
+    r"\b(?:Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday)\b|\b(?:19|20)\d\d\b|"
+    r"\b(?:yesterday|today|last (?:week|month|year)|next (?:week|month|year))\b"
+)
+# Capitalised words that do not open the sentence: names of people, places, organisations, titles.
+_PROPER = re.compile(r"(?<=[\s(\"'“‘])(?:[A-Z][\w'’.-]*\s+(?:of\s+|the\s+|de\s+|al-)?)*[A-Z][\w'’-]+")
+_QUOTED = re.compile(r"[\"“][^\"”]{2,60}[\"”]")
+_SLOTS: dict[str, tuple[re.Pattern[str], ...]] = {
+    "number": (_NUMBER,),
+    "duration": (_DURATION,),
+    "date": (_DATE,),
+    "name": (_PROPER,),
+    "place": (_PROPER,),
+    "entity": (_PROPER, _QUOTED, _NUMBER),
+}
+_REFERS = re.compile(
+    r"^(?:he|she|it|they|this|that|these|those|such|the plan|the move|the decision|his|her|their|its)\b", re.I
+)
+
+FEATURES = (
+    "dense",
+    "focus_dense",
+    "lexical",
+    "dense_gap",
+    "focus_gap",
+    "lexical_gap",
+    "focus_word",
+    "slot",
+    "slot_near_focus",
+    "novelty",
+    "rank",
+    "lead",
+    "refers",
+    "length",
 )
 
 
-def _cue(question: str, sentence: str) -> float | None:
-    """For a question that asks for a kind of thing (a number, a duration, a name, a place or
-    time): 1 when the sentence holds one, else 0. None when the question asks for no kind."""
-    q = question.lower()
-    if re.search(r"\bhow (long|soon)\b", q):
-        return 1.0 if _DURATION.search(sentence) else 0.0
-    if re.search(r"\bhow (many|much)\b|\bwhat (share|number|percentage|proportion)\b|\bhow large\b", q):
-        return 1.0 if _NUMBER.search(sentence) else 0.0
-    if re.search(r"\bwho\b", q):
-        return 1.0 if _NAME.search(sentence) else 0.0
-    if re.search(r"\b(where|when)\b", q):
-        return 1.0 if _PLACE_OR_DATE.search(sentence) else 0.0
-    return None
+def _slot_matches(kind: str | None, text: str, asked_terms: set[str]) -> list[tuple[int, int]]:
+    """Spans of `text` that are the kind of thing asked for and not words of the question itself."""
+    if kind is None:
+        return []
+    spans: list[tuple[int, int]] = []
+    for pattern in _SLOTS[kind]:
+        for m in pattern.finditer(text):
+            terms = set(tokenize(m.group()))
+            if kind in ("name", "place", "entity") and terms and terms <= asked_terms:
+                continue  # "Rafah" in a question about Rafah answers nothing
+            spans.append((m.start(), m.end()))
+    return spans
+
+
+def _word_index(text: str) -> list[tuple[int, int, str]]:
+    return [(m.start(), m.end(), m.group()) for m in re.finditer(r"[\w'’,.%-]+", text)]
+
+
+def _distance_feature(text: str, slots: list[tuple[int, int]], anchors: set[str]) -> float:
+    """1 / (1 + words between the nearest slot and the nearest focus word); 0 without either."""
+    if not slots or not anchors:
+        return 0.0
+    words = _word_index(text)
+    anchor_at = [i for i, (_, _, w) in enumerate(words) if set(tokenize(w)) & anchors]
+    if not anchor_at:
+        return 0.0
+    slot_at = [i for i, (a, b, _) in enumerate(words) if any(a < e and s < b for s, e in slots)]
+    if not slot_at:
+        return 0.0
+    gap = min(abs(i - j) for i in slot_at for j in anchor_at)
+    return 1.0 / (1.0 + max(0, gap - 1))
+
+
+def features(q: Query, candidates: Sequence[Candidate]) -> np.ndarray:
+    """[candidates x FEATURES]: what the model sees of each sentence."""
+    if not candidates:
+        return np.zeros((0, len(FEATURES)), np.float32)
+    vectors = np.stack([c.vector for c in candidates])
+    dense = vectors @ q.vector
+    if q.context_vector is not None:
+        dense = np.maximum(dense, 0.9 * (vectors @ q.context_vector))
+    focus_dense = vectors @ q.focus_vector if q.focus_vector is not None else dense
+    terms = [set(tokenize(c.text)) for c in candidates]
+    # Rare terms count more: document frequency over the candidate sentences themselves.
+    df: dict[str, int] = {}
+    for ts in terms:
+        for t in ts:
+            df[t] = df.get(t, 0) + 1
+    n = len(candidates)
+
+    def idf(t: str) -> float:
+        return float(np.log(1 + n / (1 + df.get(t, 0))))
+
+    asked = set(q.terms)
+    context = set(q.context_terms)
+    # A short follow-up ("Where were they held?") leans on the conversation's terms.
+    cw = 1.0 if len(asked) <= 2 else 0.5
+    mass = sum(idf(t) for t in asked) + cw * sum(idf(t) for t in context) or 1.0
+    focus = set(q.focus)
+    anchors = {q.focus[-1]} if q.focus else asked  # the head noun: "how many Hamas *fighters*"
+    rows = []
+    for c, ts, d, fd in zip(candidates, terms, dense, focus_dense, strict=True):
+        lexical = (sum(idf(t) for t in asked & ts) + cw * sum(idf(t) for t in context & ts)) / mass
+        slots = _slot_matches(q.kind, c.text, asked | context)
+        rows.append(
+            (
+                float(d),
+                float(fd),
+                lexical,
+                len(focus & ts) / len(focus) if focus else 0.0,
+                1.0 if slots else (0.0 if q.kind else 0.5),
+                _distance_feature(c.text, slots, anchors),
+                len(ts - asked - context) / len(ts) if ts else 0.0,
+                1.0 / (1 + c.rank),
+                1.0 if c.position < 3 else 0.0,
+                1.0 if _REFERS.match(c.text) else 0.0,
+                float(np.log1p(len(ts))),
+            )
+        )
+    x = np.asarray(rows, dtype=np.float32)
+    # How far each sentence is from the best of this question's candidates: the absolute scales of
+    # similarity differ from question to question, the order within one question is what counts.
+    gaps = x[:, :3] - x[:, :3].max(axis=0, keepdims=True)
+    return np.hstack([x[:, :3], gaps, x[:, 3:]])
+
+
+@dataclass(frozen=True)
+class AnswerModel:
+    """Logistic regression over FEATURES, and the bars chosen with it."""
+
+    weights: np.ndarray
+    bias: float
+    quote_bar: float
+    relative_cut: float
+    abstain_bar: float
+
+    def probability(self, x: np.ndarray) -> np.ndarray:
+        return 1.0 / (1.0 + np.exp(-(x @ self.weights + self.bias)))
+
+    @classmethod
+    def from_json(cls, data: dict[str, object]) -> AnswerModel:
+        names = list(data["features"])  # type: ignore[call-overload]
+        weights = dict(zip(names, data["weights"], strict=True))  # type: ignore[call-overload]
+        return cls(
+            weights=np.array([float(weights.get(f, 0.0)) for f in FEATURES], dtype=np.float32),
+            bias=float(data["bias"]),  # type: ignore[arg-type]
+            quote_bar=float(data["quote_bar"]),  # type: ignore[arg-type]
+            relative_cut=float(data["relative_cut"]),  # type: ignore[arg-type]
+            abstain_bar=float(data["abstain_bar"]),  # type: ignore[arg-type]
+        )
+
+
+@lru_cache(maxsize=4)
+def load_model(path: Path = MODEL_PATH) -> AnswerModel:
+    return AnswerModel.from_json(json.loads(path.read_text(encoding="utf-8")))
+
+
+def candidates(retriever: Retriever, passages: Sequence[Passage], min_words: int = 4) -> list[Candidate]:
+    """Every sentence of the passages, once, with its stored vector."""
+    out: list[Candidate] = []
+    seen: set[tuple[str, int]] = set()
+    table = retriever.stored.sentences
+    for rank, passage in enumerate(passages):
+        doc = retriever.stored.documents[passage.doc_id]
+        offsets, vectors = table.of(passage.doc_id, passage.start, passage.end)
+        first = table.spans[passage.doc_id][1]
+        base = int(np.searchsorted(first[:, 0], passage.start)) if len(first) else 0
+        for i, ((start, end), vector) in enumerate(zip(offsets.tolist(), vectors, strict=True)):
+            text = doc.text[start:end]
+            if (passage.doc_id, start) in seen or len(re.findall(r"\w+", text)) < min_words:
+                continue
+            seen.add((passage.doc_id, start))
+            out.append(Candidate(passage, rank, start, end, text, vector, base + i))
+    return out
 
 
 def score_sentences(
-    retriever: Retriever,
-    question: str,
-    passages: Sequence[Passage],
-    history: Sequence[str] = (),
-    settings: AnswerSettings | None = None,
+    retriever: Retriever, q: Query, passages: Sequence[Passage], settings: AnswerSettings | None = None
 ) -> list[ScoredSentence]:
-    """Every sentence of the passages, scored against the question, best first, each once."""
+    """Candidate sentences with their probability of answering, best first."""
     s = settings or AnswerSettings()
-    seen: set[tuple[str, int, int]] = set()
-    keys: list[tuple[str, int, int]] = []
-    spans: list[tuple[Passage, int, int, str]] = []
-    for passage in passages:
-        doc = retriever.stored.documents[passage.doc_id]
-        for span in sentence_spans(doc.text, passage.start, passage.end):
-            key = (passage.doc_id, span.start, span.end)
-            text = doc.text[span.start : span.end]
-            if key in seen or len(re.findall(r"\w+", text)) < 4:
-                continue
-            seen.add(key)
-            keys.append(key)
-            spans.append((passage, span.start, span.end, text))
-    if not spans:
+    found = candidates(retriever, passages, s.min_words)
+    if not found:
         return []
-    vectors = SENTENCE_VECTORS.get(retriever.embedder, keys, [t for *_, t in spans])
-    context = " ".join(history[-2:])
-    queries = [question] + ([f"{context} {question}"] if context else [])
-    query_vectors = retriever.embedder.encode(queries)
-    dense = vectors @ query_vectors.T  # [sentences x queries]
-    dense_score = dense[:, 0] if dense.shape[1] == 1 else np.maximum(dense[:, 0], 0.9 * dense[:, 1])
-
-    q_terms = set(tokenize(question))
-    h_terms = set(tokenize(context)) - q_terms
-    # Rare terms count more: document frequency over the candidate sentences themselves.
-    sentence_terms = [set(tokenize(t)) for *_, t in spans]
-    df: dict[str, int] = {}
-    for terms in sentence_terms:
-        for term in terms:
-            df[term] = df.get(term, 0) + 1
-    n = len(spans)
-
-    def idf(term: str) -> float:
-        return float(np.log(1 + n / (1 + df.get(term, 0))))
-
-    # A short follow-up ("Where were they held?") leans on the conversation's terms.
-    h_weight = 1.0 if len(q_terms) <= 2 else 0.5
-    q_mass = sum(idf(t) for t in q_terms) + h_weight * sum(idf(t) for t in h_terms) or 1.0
-    rank_of = {p.chunk_id: i for i, p in enumerate(passages)}
-    scored: list[ScoredSentence] = []
-    for (passage, start, end, text), terms, d in zip(spans, sentence_terms, dense_score, strict=True):
-        lexical = (sum(idf(t) for t in q_terms & terms) + h_weight * sum(idf(t) for t in h_terms & terms)) / q_mass
-        cue = _cue(question, text)
-        score = (
-            s.dense_weight * float(d)
-            + s.lexical_weight * lexical
-            + (s.cue_weight * (cue - 0.5) if cue is not None else 0.0)
-            + s.rank_weight / (1 + rank_of.get(passage.chunk_id, len(passages)))
-        )
-        scored.append(ScoredSentence(passage, start, end, text, score, vectors[len(scored)]))
-    scored.sort(key=lambda x: -x.score)
+    p = load_model().probability(features(q, found))
+    scored = [ScoredSentence(c, float(prob)) for c, prob in zip(found, p, strict=True)]
+    scored.sort(key=lambda x: -x.probability)
     return scored
+
+
+def term_coverage(retriever: Retriever, q: Query) -> float:
+    """Share of the question's terms that occur anywhere in the index: "Who won the FIFA World
+    Cup?" asks about words the articles never use."""
+    if not q.terms:
+        return 1.0
+    return sum(1 for t in q.terms if retriever.stored.lexical.has_term(t)) / len(q.terms)
+
+
+def confidence(retriever: Retriever, q: Query, scored: Sequence[ScoredSentence], settings: AnswerSettings) -> float:
+    """How sure we are that the articles answer: the best sentence's probability, less what the
+    question asks about that the index has never seen."""
+    if not scored:
+        return 0.0
+    return scored[0].probability - settings.coverage_weight * (1.0 - term_coverage(retriever, q))
 
 
 def answer_question(
     retriever: Retriever,
-    question: str,
+    question: str | Query,
     history: Sequence[str] = (),
     outlets: Sequence[str] | None = None,
     settings: AnswerSettings | None = None,
 ) -> Answer:
     s = settings or AnswerSettings()
-    question = clean_query(question)
-    history = tuple(h for h in (clean_query(h, allow_empty=True) for h in history) if h)
-    mentions = find_outlets(question, retriever.outlets)
-    search_question = question
-    if mentions:
-        named = [m.outlet for m in mentions]
-        if outlets is not None:
-            allowed = {outlet_key(o) for o in outlets}
-            named = [o for o in named if outlet_key(o) in allowed] or list(outlets)
-        outlets = named
-        search_question = strip_outlet_phrases(question, mentions)
-    passages = retriever.search(search_question, k=s.passages, history=history, outlets=outlets)
-    scored = score_sentences(retriever, search_question, passages, history, s)
-    if not scored or confidence(retriever, search_question, scored, s) < s.abstain_threshold:
-        return Answer(text=ABSTAIN_TEXT, passages=tuple(passages), abstained=True)
-    chosen = _choose(scored, s)
-    return _compose(question, chosen, passages, s)
+    model = load_model()
+    bars = (
+        s.quote_bar if s.quote_bar is not None else model.quote_bar,
+        s.relative_cut if s.relative_cut is not None else model.relative_cut,
+        s.abstain_bar if s.abstain_bar is not None else model.abstain_bar,
+    )
+    q = question if isinstance(question, Query) else retriever.analyse(question, history, outlets)
+    passages = retriever.search_query(q, k=s.passages)
+    scored = score_sentences(retriever, q, passages, s)
+    if not scored or confidence(retriever, q, scored, s) < bars[2]:
+        return Answer(text=_abstain_text(retriever, q, s, bars[2]), passages=tuple(passages), abstained=True)
+    chosen = _choose(scored, s, bars[0], bars[1])
+    return _compose(retriever, q, chosen, passages, s)
 
 
-def term_coverage(retriever: Retriever, question: str) -> float:
-    """Share of the question's terms that occur anywhere in the index: "Who won the FIFA World
-    Cup?" asks about words the articles never use."""
-    terms = tokenize(question)
-    if not terms:
-        return 1.0
-    return sum(1 for t in terms if retriever.stored.lexical.has_term(t)) / len(terms)
+def _abstain_text(retriever: Retriever, q: Query, s: AnswerSettings, bar: float) -> str:
+    """The abstention, and for an outlet-scoped question, which other outlets do report it."""
+    if q.outlets is None:
+        return ABSTAIN_TEXT
+    scope = "named" if q.named_outlets else "ticked"
+    wanted = {outlet_key(o) for o in q.outlets}
+    names = [o for o in retriever.outlets if outlet_key(o) in wanted] or list(q.outlets)
+    unscoped = q.without_outlets()
+    scored = score_sentences(retriever, unscoped, retriever.search_query(unscoped, k=s.passages), s)
+    others: list[str] = []
+    if scored and confidence(retriever, unscoped, scored, s) >= bar:
+        others = list(
+            dict.fromkeys(
+                x.passage.outlet
+                for x in scored
+                if x.probability >= bar and outlet_key(x.passage.outlet) not in wanted
+            )
+        )
+    head = f"None of the {scope} outlets ({_join(names)}) reports this"
+    if others:
+        return f"{head}; {_join(others)} {'does' if len(others) == 1 else 'do'}."
+    return f"{head}. {ABSTAIN_TEXT}"
 
 
-def confidence(
-    retriever: Retriever, question: str, scored: Sequence[ScoredSentence], settings: AnswerSettings | None = None
-) -> float:
-    """How sure we are that the articles answer: the best sentence's score, less what the
-    question asks about that the index has never seen."""
-    s = settings or AnswerSettings()
-    if not scored:
-        return 0.0
-    return scored[0].score - s.coverage_weight * (1.0 - term_coverage(retriever, question))
-
-
-def _choose(scored: list[ScoredSentence], s: AnswerSettings) -> list[ScoredSentence]:
-    best = scored[0].score
-    chosen: list[ScoredSentence] = []
-    for x in scored:
-        if x.score < s.relative_cut * best or len(chosen) >= s.max_quotes:
+def _choose(scored: list[ScoredSentence], s: AnswerSettings, quote_bar: float, relative_cut: float) -> list[ScoredSentence]:
+    best = scored[0].probability
+    bar = max(quote_bar, relative_cut * best)
+    chosen: list[ScoredSentence] = [scored[0]]
+    for x in scored[1:]:
+        if x.probability < bar or len(chosen) >= s.max_quotes:
             break
         # An outlet printing the same sentence twice (standfirst and body) is quoted once.
         if not any(
-            outlet_key(c.passage.outlet) == outlet_key(x.passage.outlet) and float(c.vector @ x.vector) >= 0.95
+            outlet_key(c.passage.outlet) == outlet_key(x.passage.outlet)
+            and float(c.candidate.vector @ x.candidate.vector) >= 0.95
             for c in chosen
         ):
             chosen.append(x)
-    have = {outlet_key(x.passage.outlet) for x in chosen}
-    # The best sentence of each other outlet that is close: so that outlets can be compared.
-    for x in scored:
-        key = outlet_key(x.passage.outlet)
-        if key not in have and x.score >= s.outlet_cut * best and x.score >= s.abstain_threshold:
-            chosen.append(x)
-            have.add(key)
     return chosen
 
 
@@ -220,7 +359,21 @@ def _figures(text: str) -> set[str]:
     return {m.group().rstrip(".,").lower() for m in _NUMBER.finditer(text)}
 
 
-def _compose(question: str, chosen: list[ScoredSentence], passages: Sequence[Passage], s: AnswerSettings) -> Answer:
+def _context_before(retriever: Retriever, x: ScoredSentence) -> tuple[str, int]:
+    """The sentence before a quote that opens with a reference ("He", "Such a plan"), verbatim."""
+    if not _REFERS.match(x.text):
+        return "", -1
+    first, spans = retriever.stored.sentences.spans[x.passage.doc_id]
+    i = int(np.searchsorted(spans[:, 0], x.candidate.start)) - 1
+    if i < 0:
+        return "", -1
+    start, end = (int(v) for v in spans[i])
+    return retriever.stored.documents[x.passage.doc_id].text[start:end], start
+
+
+def _compose(
+    retriever: Retriever, q: Query, chosen: list[ScoredSentence], passages: Sequence[Passage], s: AnswerSettings
+) -> Answer:
     # Group near-identical facts across outlets: one quote shown, every outlet named.
     groups: list[list[ScoredSentence]] = []
     for x in chosen:
@@ -228,7 +381,7 @@ def _compose(question: str, chosen: list[ScoredSentence], passages: Sequence[Pas
             head = group[0]
             if (
                 outlet_key(head.passage.outlet) != outlet_key(x.passage.outlet)
-                and float(head.vector @ x.vector) >= s.same_fact
+                and float(head.candidate.vector @ x.candidate.vector) >= s.same_fact
                 and _figures(head.text) == _figures(x.text)
             ):
                 group.append(x)
@@ -236,23 +389,35 @@ def _compose(question: str, chosen: list[ScoredSentence], passages: Sequence[Pas
         else:
             groups.append([x])
 
-    lines: list[str] = []
-    notes: list[str] = []
     quotes: list[Quote] = []
+    contexts: dict[int, tuple[str, int]] = {}
     for group in groups:
         for x in group:
+            context, context_start = _context_before(retriever, x)
+            contexts[id(x)] = (context, context_start)
             quotes.append(
                 Quote(
                     text=x.text,
                     outlet=x.passage.outlet,
                     title=x.passage.title,
                     source=x.passage.source,
-                    start=x.start,
-                    end=x.end,
+                    start=x.candidate.start,
+                    end=x.candidate.end,
                     doc_id=x.passage.doc_id,
-                    score=round(x.score, 4),
+                    score=round(x.probability, 4),
+                    context=context,
+                    context_start=context_start,
                 )
             )
+    lines: list[str] = []
+    notes: list[str] = []
+    direct = direct_answer(q, chosen)
+    if direct:
+        lines += [f"**Answer:** {direct}", ""]
+    differ = _differing_figures(q, groups)
+    if differ:
+        lines += [f"**The outlets' figures differ:** {differ}", ""]
+        notes.append(f"The outlets' figures differ: {differ}")
     by_outlet: OrderedDict[str, list[list[ScoredSentence]]] = OrderedDict()
     for group in groups:
         by_outlet.setdefault(group[0].passage.outlet, []).append(group)
@@ -260,6 +425,9 @@ def _compose(question: str, chosen: list[ScoredSentence], passages: Sequence[Pas
         title = outlet_groups[0][0].passage.title
         lines.append(f"**{md_literal(outlet)}** — *{md_literal(title)}*")
         for group in outlet_groups:
+            context, _ = contexts[id(group[0])]
+            if context:
+                lines.append(f"> _{md_literal(context)}_")
             lines.append(f"> {md_literal(group[0].text)}")
             others = list(dict.fromkeys(x.passage.outlet for x in group))
             if len(others) > 1:
@@ -267,10 +435,6 @@ def _compose(question: str, chosen: list[ScoredSentence], passages: Sequence[Pas
                 lines.append(f">\n> _{note}_")
                 notes.append(note)
         lines.append("")
-    differ = _differing_figures(question, groups)
-    if differ:
-        lines.append(f"**The outlets' figures differ:** {differ}")
-        notes.append(f"The outlets' figures differ: {differ}")
     return Answer(
         text="\n".join(lines).strip(),
         quotes=tuple(quotes),
@@ -280,50 +444,80 @@ def _compose(question: str, chosen: list[ScoredSentence], passages: Sequence[Pas
     )
 
 
-# A figure with what it counts: "some 3,000 fighters", "between 4,000 and 8,000 operatives".
+# A figure with its qualifier and what it counts: "some 3,000 fighters", "between 4,000 and 8,000".
 _FIGURE = re.compile(
-    r"(?:(?:between|some|about|around|over|more than|at least|nearly|almost)\s+)?"
-    r"\d[\d,.]*(?:\s*(?:and|to|-|–)\s*\d[\d,.]*)?(?:\s+(?:million|billion|thousand))?(?:\s+[A-Za-z][\w-]*)?"
+    r"(?:(?:between|some|about|around|over|more than|at least|nearly|almost|well over|up to|roughly|"
+    r"an estimated|approximately)\s+)?"
+    rf"(?:\d[\d,.]*%?|(?:{_NUMBER_WORDS}))(?:\s*(?:and|to|-|–)\s*\d[\d,.]*)?(?:\s+(?:million|billion|thousand))?",
+    re.IGNORECASE,
 )
 _NOT_A_COUNT = re.compile(r"^(?:19|20)\d\d$|^\d{1,2}$")  # years and day numbers are not what differs
 
 
-def _differing_figures(question: str, groups: list[list[ScoredSentence]]) -> str:
-    """'JNS: some 3,000 fighters; All Israel News: between 4,000 and 8,000 operatives' when a
-    how-many question gets different figures from different outlets."""
-    if _cue(question, "1") != 1.0 or _cue(question, "no figure") != 0.0:
-        return ""  # only for questions that ask for a number
-    asked = re.search(
-        r"\bhow (?:many|much)\s+((?:[\w-]+\s+){0,2}?[\w-]+?)(?:\s+(?:are|is|were|was|do|does|did|have|has)\b|\?|$)",
-        question.lower(),
+_COUNTED = re.compile(r"\s+(?!(?:and|or|of|in|to|the|a|an|are|is|were|was|have|has|had|who|that)\b)[A-Za-z][\w-]*")
+
+
+def _slot_span(q: Query, text: str, with_noun: bool = False) -> str:
+    """The part of a quoted sentence that is the answer: the slot nearest the question's focus;
+    for a figure, `with_noun` adds the word after it ("some 3,000 fighters")."""
+    if q.kind not in ("number", "duration", "date", "name", "place"):
+        return ""
+    pattern = _FIGURE if q.kind == "number" else None
+    slots = (
+        [(m.start(), m.end()) for m in pattern.finditer(text)]
+        if pattern
+        else _slot_matches(q.kind, text, set(q.terms) | set(q.context_terms))
     )
-    counted = set(tokenize(asked.group(1))) if asked else set()
-    best = groups[0][0].score if groups else 0.0
-    per_outlet: OrderedDict[str, tuple[bool, float, str]] = OrderedDict()
+    slots = [(a, b) for a, b in slots if text[a:b].strip()]
+    if not slots:
+        return ""
+    anchors = {q.focus[-1]} if q.focus else set(q.terms)
+    words = _word_index(text)
+    anchor_pos = [a for a, _, w in words if set(tokenize(w)) & anchors]
+    if not anchor_pos:
+        return text[slots[0][0] : slots[0][1]].strip()
+    a, b = min(slots, key=lambda sp: min(abs(sp[0] - p) for p in anchor_pos))
+    if with_noun and q.kind == "number":
+        noun = _COUNTED.match(text, b)
+        b = noun.end() if noun else b
+    return text[a:b].strip()
+
+
+def direct_answer(q: Query, chosen: Sequence[ScoredSentence]) -> str:
+    """One line built only from quoted spans, each tied to its outlet: "some 3,000 (JNS);
+    between 4,000 and 8,000 (All Israel News)". Empty when the question asks for no slot."""
+    per_span: OrderedDict[str, list[str]] = OrderedDict()
+    for x in chosen:
+        span = _slot_span(q, x.text)
+        if span:
+            per_span.setdefault(span, [])
+            if x.passage.outlet not in per_span[span]:
+                per_span[span].append(x.passage.outlet)
+    # The same figure in different words from one outlet is said once.
+    parts = [f"{md_literal(span)} ({md_literal(_join(outlets))})" for span, outlets in per_span.items()]
+    return "; ".join(parts[:4])
+
+
+def _differing_figures(q: Query, groups: list[list[ScoredSentence]]) -> str:
+    """'JNS: some 3,000; All Israel News: between 4,000 and 8,000' when a how-many question gets
+    different figures from different outlets."""
+    if q.kind != "number":
+        return ""
+    per_outlet: OrderedDict[str, str] = OrderedDict()
     for group in groups:
         head = group[0]
-        for match in _FIGURE.finditer(head.text):
-            figure = match.group().strip()
-            digits = re.sub(r"\D", "", figure.split()[-1] if figure.split()[-1][0].isdigit() else figure)
-            if _NOT_A_COUNT.match(digits or figure):
-                continue
-            # The figure counts what was asked about ("3,000 fighters"), or its sentence is a top answer.
-            names_it = bool(counted & set(tokenize(figure)))
-            if not names_it and head.score < 0.9 * best:
-                continue
-            candidate = (names_it, head.score, figure)
-            if head.passage.outlet not in per_outlet or candidate[:2] > per_outlet[head.passage.outlet][:2]:
-                per_outlet[head.passage.outlet] = candidate
-            break
-    if len(per_outlet) < 2:
+        figure = _slot_span(q, head.text, with_noun=True)
+        digits = re.sub(r"\D", "", figure)
+        if not figure or _NOT_A_COUNT.match(digits or figure):
+            continue
+        per_outlet.setdefault(head.passage.outlet, figure)
+    if len(per_outlet) < 2 or len({re.sub(r"\D", "", f) for f in per_outlet.values()}) < 2:
         return ""
-    numbers = {re.sub(r"\D", "", f) for _, _, f in per_outlet.values()}
-    if len(numbers) < 2:
-        return ""
-    return "; ".join(f"{md_literal(o)}: {md_literal(f)}" for o, (_, _, f) in per_outlet.items())
+    return "; ".join(f"{md_literal(o)}: {md_literal(f)}" for o, f in per_outlet.items())
 
 
-def _join(names: list[str]) -> str:
+def _join(names: Sequence[str]) -> str:
+    names = list(names)
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
 

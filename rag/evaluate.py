@@ -187,9 +187,10 @@ def _score_benchmark(
 
 MODES: dict[str, dict[str, Any]] = {
     "hybrid": {},
-    # The baselines alone: no fusion, no second stage.
-    "bm25": {"dense_weight": 0.0, "sentence_weight": 0.0},
-    "dense": {"lexical_weight": 0.0, "sentence_weight": 0.0},
+    # The fixed fusion the learned ranking replaced, and the two signals alone.
+    "rrf": {"ranker": "rrf"},
+    "bm25": {"ranker": "rrf", "dense_weight": 0.0},
+    "dense": {"ranker": "rrf", "lexical_weight": 0.0},
 }
 
 

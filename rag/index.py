@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from collections.abc import Iterable, Sequence
@@ -17,7 +18,8 @@ from rag.embed import DEFAULT_MODEL, Embedder, load_embedder, model_identity
 from rag.errors import IndexMismatchError, IndexMissingError, IngestError
 from rag.ingest import DEFAULT_MAX_BYTES, iter_source_files, read_document
 from rag.lexical import LexicalIndex
-from rag.store import Manifest, StoredIndex, build_lock, load_index, read_manifest, write_index
+from rag.sentences import sentence_spans
+from rag.store import Manifest, SentenceTable, StoredIndex, build_lock, load_index, read_manifest, write_index
 from rag.types import Chunk, Document
 
 log = logging.getLogger(__name__)
@@ -70,6 +72,7 @@ class BuildReport:
     documents: int = 0
     chunks: int = 0
     embedded: int = 0  # chunks embedded by this build
+    sentences_embedded: int = 0  # sentences embedded by this build (for answering)
     seconds: float = 0.0
     index_dir: str = ""
 
@@ -85,6 +88,7 @@ class BuildReport:
             "documents": self.documents,
             "chunks": self.chunks,
             "embedded": self.embedded,
+            "sentences_embedded": self.sentences_embedded,
             "seconds": round(self.seconds, 3),
             "index_dir": self.index_dir,
         }
@@ -160,7 +164,11 @@ def build_index(
         previous = None if rebuild else _load_previous(index_dir, fingerprint)
         docs, report_parts = _read_sources(sources, settings, previous, progress)
 
-        if previous is not None and _nothing_changed(report_parts, docs, previous):
+        if (
+            previous is not None
+            and _nothing_changed(report_parts, docs, previous)
+            and all(previous.sentences.has(d.doc_id) for d in docs)
+        ):
             return replace(
                 report_parts,
                 documents=len(docs),
@@ -192,11 +200,17 @@ def build_index(
         if previous is not None:
             for first, rows in reused:
                 vectors[first : first + len(rows)] = previous.vectors[rows]
+        # An article whose offsets or chunking changed but whose words did not keeps its vectors.
+        earlier = previous or (None if rebuild else _load_same_model(index_dir, fingerprint))
+        embedded = 0
         if to_embed:
             log.info("embedding %d chunks", len(to_embed))
-            fresh = embedder.encode([t for _, t in to_embed], batch_size=settings.batch_size, progress=progress)
+            known = KnownVectors.of_chunks(earlier, settings.title_prefix) if earlier else KnownVectors.empty()
+            fresh, embedded = known.embed([t for _, t in to_embed], embedder, settings.batch_size, progress)
             vectors[[p for p, _ in to_embed]] = fresh
 
+        known_sentences = KnownVectors.of_sentences(earlier) if earlier else KnownVectors.empty()
+        sentences, sentences_embedded = _sentence_table(docs, chunks, known_sentences, embedder, settings, progress)
         lexical = LexicalIndex.build([embedding_text(c, by_id[c.doc_id], settings.title_prefix) for c in chunks])
         dense, kind = make_dense_index(vectors, settings.hnsw_min_chunks)
         generation = (previous.manifest.generation + 1) if previous is not None else _next_generation(index_dir)
@@ -204,7 +218,8 @@ def build_index(
             report_parts,
             documents=len(docs),
             chunks=len(chunks),
-            embedded=len(to_embed),
+            embedded=embedded,
+            sentences_embedded=sentences_embedded,
             index_dir=str(index_dir),
         )
         write_index(
@@ -218,9 +233,103 @@ def build_index(
             lexical=lexical,
             dense=dense,
             faiss_type=kind,
-            stats={"documents": len(docs), "chunks": len(chunks), "embedded": len(to_embed)},
+            stats={
+                "documents": len(docs),
+                "chunks": len(chunks),
+                "embedded": embedded,
+                "sentences": int(sentences.vectors.shape[0]),
+                "sentences_embedded": sentences_embedded,
+            },
+            sentences=sentences,
         )
     return replace(report, seconds=time.perf_counter() - started)
+
+
+class KnownVectors:
+    """Vectors an earlier build made with the same model, found by the hash of the embedded text."""
+
+    def __init__(self, rows: dict[bytes, int], vectors: np.ndarray) -> None:
+        self._rows = rows
+        self._vectors = vectors
+
+    @classmethod
+    def empty(cls) -> KnownVectors:
+        return cls({}, np.zeros((0, 0), np.float32))
+
+    @classmethod
+    def of_chunks(cls, stored: StoredIndex, title_prefix: bool) -> KnownVectors:
+        if bool(stored.manifest.settings.get("title_prefix", True)) != title_prefix:
+            return cls.empty()
+        docs = stored.documents
+        texts = (embedding_text(c, docs[c.doc_id], title_prefix) for c in stored.chunks)
+        return cls({_text_key(t): row for row, t in enumerate(texts)}, stored.vectors)
+
+    @classmethod
+    def of_sentences(cls, stored: StoredIndex) -> KnownVectors:
+        rows: dict[bytes, int] = {}
+        for doc_id, (first, spans) in stored.sentences.spans.items():
+            text = stored.documents[doc_id].text
+            for i, (start, end) in enumerate(spans.tolist()):
+                rows[_text_key(text[start:end])] = first + i
+        return cls(rows, stored.sentences.vectors)
+
+    def embed(self, texts: list[str], embedder: Embedder, batch_size: int, progress: bool) -> tuple[np.ndarray, int]:
+        """Vectors of `texts`, embedding only those not known; returns them and how many were embedded."""
+        out = np.zeros((len(texts), embedder.dimension), np.float32)
+        missing: list[int] = []
+        for i, text in enumerate(texts):
+            row = self._rows.get(_text_key(text))
+            if row is None:
+                missing.append(i)
+            else:
+                out[i] = self._vectors[row]
+        if missing:
+            out[missing] = embedder.encode([texts[i] for i in missing], batch_size=batch_size, progress=progress)
+        return out, len(missing)
+
+
+def _text_key(text: str) -> bytes:
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+
+
+def _sentence_table(
+    docs: list[Document],
+    chunks: list[Chunk],
+    known: KnownVectors,
+    embedder: Embedder,
+    settings: BuildSettings,
+    progress: bool,
+) -> tuple[SentenceTable, int]:
+    """Each article's sentences (over the text its chunks cover) and their vectors, embedded at
+    build time so that answering never embeds a sentence. Returns the table and how many were embedded."""
+    covered: dict[str, tuple[int, int]] = {}
+    for chunk in chunks:
+        lo, hi = covered.get(chunk.doc_id, (chunk.start, chunk.end))
+        covered[chunk.doc_id] = (min(lo, chunk.start), max(hi, chunk.end))
+    spans: dict[str, tuple[int, np.ndarray]] = {}
+    texts: list[str] = []
+    for doc in docs:
+        if doc.doc_id not in covered:
+            continue
+        offsets = np.array(
+            [(sp.start, sp.end) for sp in sentence_spans(doc.text, *covered[doc.doc_id])], dtype=np.int64
+        ).reshape(-1, 2)
+        spans[doc.doc_id] = (len(texts), offsets)
+        texts.extend(doc.text[a:b] for a, b in offsets.tolist())
+    if texts:
+        log.info("sentences: %d", len(texts))
+    vectors, embedded = known.embed(texts, embedder, settings.batch_size, progress)
+    return SentenceTable(spans, vectors.astype(np.float16)), embedded
+
+
+def _load_same_model(index_dir: Path, fingerprint: dict[str, Any]) -> StoredIndex | None:
+    """The current index when only its chunking or format changed: its vectors are still good for
+    the same texts under the same model."""
+    try:
+        stored = load_index(index_dir)
+    except (IndexMissingError, IndexMismatchError):
+        return None
+    return stored if stored.manifest.model == fingerprint["model"] else None
 
 
 def _nothing_changed(report: BuildReport, docs: list[Document], previous: StoredIndex) -> bool:

@@ -207,9 +207,13 @@ class LexicalIndex:
 
     def search(self, query: str, k: int, mask: np.ndarray | None = None) -> list[tuple[int, float]]:
         """(row, score) best first; rows outside `mask` (bool per row) are left out."""
+        return self.search_terms(tokenize(query), k, mask)
+
+    def search_terms(self, terms: Sequence[str], k: int, mask: np.ndarray | None = None) -> list[tuple[int, float]]:
+        """As `search`, for terms already tokenised."""
         if not self.size:
             return []  # an index of no chunks has no vocabulary to look words up in
-        tokens = [t for t in tokenize(query) if t in self._vocab()]
+        tokens = [t for t in terms if t in self._vocab()]
         if not tokens:
             return []
         k = min(k, self.size)
@@ -218,6 +222,16 @@ class LexicalIndex:
             [tokens], k=k, show_progress=False, weight_mask=weight, n_threads=1
         )
         return [(int(r), float(s)) for r, s in zip(rows[0], scores[0], strict=True) if s > 0]
+
+    def scores(self, terms: Sequence[str], mask: np.ndarray | None = None) -> np.ndarray | None:
+        """BM25 score of every row for these terms (0 outside `mask`); None when no term is known."""
+        if not self.size:
+            return None
+        tokens = [t for t in dict.fromkeys(terms) if t in self._vocab()]
+        if not tokens:
+            return None
+        values = np.asarray(self._model.get_scores(tokens), dtype=np.float32)  # type: ignore[attr-defined]
+        return np.where(mask, values, 0.0).astype(np.float32) if mask is not None else values
 
     def has_term(self, term: str) -> bool:
         return self.size > 0 and term in self._vocab()

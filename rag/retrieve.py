@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import re
 import threading
-from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,18 +14,22 @@ import numpy as np
 
 from rag.embed import Embedder, load_embedder, model_identity
 from rag.errors import IndexMismatchError, QueryError
-from rag.lexical import tokenize
 from rag.outlets import outlet_key
-from rag.sentences import sentence_spans
+from rag.query import MAX_QUERY_CHARS, Query, analyse, clean_query
+from rag.rank import candidate_features, load_rank_model
 from rag.store import MANIFEST, StoredIndex, load_index, rebuild_hint
 from rag.types import Passage
 
-MAX_QUERY_CHARS = 2000  # longer questions are cut: nothing in a question needs more
+__all__ = ["MAX_QUERY_CHARS", "Retriever", "RetrieveSettings", "clean_query", "get_retriever"]
 
 
 @dataclass(frozen=True)
 class RetrieveSettings:
-    candidates: int = 60  # per ranking, before fusion
+    # "learned": the logistic ranking of rag/rank.py over BM25, dense, article and sentence evidence
+    # (chosen on held-out RealTime QA weeks, docs/benchmarks.md); "rrf": the two rankings fused by
+    # reciprocal rank with the weights below (bm25 alone: dense_weight=0; dense alone: lexical_weight=0).
+    ranker: str = "learned"
+    candidates: int = 60  # per ranking, before fusion (rrf)
     rrf_k: float = 60.0
     dense_weight: float = 1.0
     lexical_weight: float = 1.0
@@ -37,39 +40,6 @@ class RetrieveSettings:
     # 0.854 to 0.874 and kept the seed questions' recall@5 (docs/benchmarks.md).
     document_penalty: float = 0.8
     duplicate_jaccard: float = 0.8  # word-trigram overlap above which two passages are one
-    # The second stage: candidates ranked again by their best sentence. It lifted the seed questions'
-    # recall@5 from 0.944 to 0.963 (shared set) and RealTime QA dev hits@10 from 0.874 to 0.883.
-    sentence_weight: float = 1.0
-    rerank_depth: int = 10  # candidates re-ranked (at least 2k): each costs its sentences' embeddings
-
-
-class SentenceVectors:
-    """Sentence embeddings, cached by (document, offsets): the same articles come back often."""
-
-    def __init__(self, capacity: int = 20_000) -> None:
-        self._cache: OrderedDict[tuple[str, str, int, int], np.ndarray] = OrderedDict()
-        self._capacity = capacity
-        self._lock = threading.Lock()
-
-    def get(self, embedder: Embedder, spans: list[tuple[str, int, int]], texts: list[str]) -> np.ndarray:
-        # Keyed by model too: two indexes of the same articles may use different models.
-        model = embedder.name
-        keys = [(model, *span) for span in spans]
-        with self._lock:
-            missing = [i for i, key in enumerate(keys) if key not in self._cache]
-        if missing:
-            fresh = embedder.encode([texts[i] for i in missing])
-            with self._lock:
-                for i, vector in zip(missing, fresh, strict=True):
-                    self._cache[keys[i]] = vector
-                while len(self._cache) > self._capacity:
-                    self._cache.popitem(last=False)
-        with self._lock:
-            out = np.stack([self._cache[key] for key in keys]) if keys else np.zeros((0, 1), np.float32)
-        return out
-
-
-SENTENCE_VECTORS = SentenceVectors()
 
 
 class Retriever:
@@ -80,6 +50,11 @@ class Retriever:
             raise IndexMismatchError(
                 f"index in {stored.directory} has {stored.manifest.dimension}-dimensional vectors but model "
                 f"{embedder.name!r} makes {embedder.dimension}; {rebuild_hint(stored.directory)}"
+            )
+        if {c.doc_id for c in stored.chunks} - stored.sentences.spans.keys():
+            raise IndexMismatchError(
+                f"index in {stored.directory} was built before sentences were stored with it; update it with "
+                f"`rag index --index-dir {stored.directory}` (only the sentences are embedded)"
             )
         self.stored = stored
         self.embedder = embedder
@@ -97,65 +72,55 @@ class Retriever:
     def generation(self) -> int:
         return self.stored.manifest.generation
 
+    def analyse(
+        self, question: object, history: Sequence[object] = (), outlets: Sequence[str] | None = None
+    ) -> Query:
+        """The question analysed once, for this index's model and outlets."""
+        return analyse(question, self.embedder, history, outlets, self.outlets)
+
     def search(
         self,
-        query: str,
+        query: str | Query,
         k: int = 5,
         history: Sequence[str] = (),
         outlets: Sequence[str] | None = None,
     ) -> list[Passage]:
-        query = clean_query(query)
+        q = query if isinstance(query, Query) else self.analyse(query, history, outlets)
+        return self.search_query(q, k)
+
+    def search_query(self, q: Query, k: int = 5) -> list[Passage]:
+        """Passages for an analysed question, best first."""
         if k <= 0 or not self.stored.chunks:
             return []
-        mask = self._outlet_mask(outlets)
+        mask = self._outlet_mask(q.outlets)
         s = self.settings
-        scores: dict[int, float] = {}
-        queries = [(query, 1.0)]
-        context = " ".join(clean_query(h, allow_empty=True) for h in list(history)[-s.history_turns :]).strip()
-        if context:
-            # "Where were they held?" says nothing alone: a short follow-up is searched only with the
-            # conversation before it; a longer one also on its own.
-            with_context = f"{context} {query}"
-            if len(tokenize(query)) <= 2:
-                queries = [(with_context, 1.0)]
+        # (terms, vector, weight) of each reading of the question. A follow-up is also read with the
+        # conversation before it; a short one ("Where were they held?") says nothing alone.
+        readings: list[tuple[Sequence[str], np.ndarray, float]] = []
+        if q.context_vector is not None:
+            joined = (*q.context_terms, *q.terms)
+            if len(q.terms) <= 2:
+                readings.append((joined, q.context_vector, 1.0))
             else:
-                queries.append((with_context, s.history_weight))
-        vectors = self.embedder.encode([q for q, _ in queries])
+                readings += [(q.terms, q.vector, 1.0), (joined, q.context_vector, s.history_weight)]
+        else:
+            readings.append((q.terms, q.vector, 1.0))
+        scores: dict[int, float] = {}
         with self._search_lock:
-            for (text, weight), vector in zip(queries, vectors, strict=True):
-                for rank, row in enumerate(self._dense(vector, s.candidates, mask)):
+            for terms, vector, weight in readings:
+                if s.ranker == "learned":
+                    model = load_rank_model()
+                    rows, x = candidate_features(self, q, model.depth, mask, terms, vector)
+                    probabilities = 1.0 / (1.0 + np.exp(-model.score(x)))
+                    for row, p in zip(rows.tolist(), probabilities.tolist(), strict=True):
+                        scores[row] = scores.get(row, 0.0) + weight * p
+                    continue
+                for rank, row in enumerate(self.dense_rows(vector, s.candidates, mask)):
                     scores[row] = scores.get(row, 0.0) + weight * s.dense_weight / (s.rrf_k + rank + 1)
-                for rank, (row, _) in enumerate(self.stored.lexical.search(text, s.candidates, mask)):
+                for rank, (row, _) in enumerate(self.stored.lexical.search_terms(terms, s.candidates, mask)):
                     scores[row] = scores.get(row, 0.0) + weight * s.lexical_weight / (s.rrf_k + rank + 1)
         ranked = sorted(scores.items(), key=lambda item: -item[1])
-        if s.sentence_weight > 0:
-            ranked = self._rerank_by_sentence(ranked, vectors[0], k)
-        return [self.passage(row, score) for row, score in self._select(ranked, k)]
-
-    def _rerank_by_sentence(
-        self, ranked: list[tuple[int, float]], query: np.ndarray, k: int
-    ) -> list[tuple[int, float]]:
-        """A second stage: the top candidates ranked again by their best sentence's similarity to
-        the question, fused in by rank. A chunk whose one sentence answers ("some 3,000 fighters")
-        is not drowned by its other sentences."""
-        s = self.settings
-        head = ranked[: max(s.rerank_depth, 2 * k)]
-        best: list[float] = []
-        for row, _ in head:
-            chunk = self.stored.chunks[row]
-            spans = sentence_spans(chunk.text)
-            keys = [(chunk.doc_id, chunk.start + sp.start, chunk.start + sp.end) for sp in spans]
-            texts = [chunk.text[sp.start : sp.end] for sp in spans]
-            if not texts:
-                best.append(-1.0)
-                continue
-            best.append(float(np.max(SENTENCE_VECTORS.get(self.embedder, keys, texts) @ query)))
-        order = sorted(range(len(head)), key=lambda i: -best[i])
-        boosted = dict(head)
-        for rank, i in enumerate(order):
-            row = head[i][0]
-            boosted[row] += s.sentence_weight / (s.rrf_k + rank + 1)
-        return sorted(boosted.items(), key=lambda item: -item[1]) + ranked[len(head) :]
+        return [self.passage(row, score) for row, score in self.select(ranked, k)]
 
     def passage(self, row: int, score: float) -> Passage:
         chunk = self.stored.chunks[row]
@@ -188,7 +153,8 @@ class Retriever:
             )
         return np.isin(self._outlet_keys, list(wanted))
 
-    def _dense(self, vector: np.ndarray, k: int, mask: np.ndarray | None) -> list[int]:
+    def dense_rows(self, vector: np.ndarray, k: int, mask: np.ndarray | None) -> list[int]:
+        """The k rows nearest to `vector` (within `mask`), nearest first."""
         import faiss
 
         index = self.stored.dense
@@ -205,7 +171,7 @@ class Retriever:
         _, rows = index.search(vector.reshape(1, -1).astype(np.float32), k, params=params)
         return [int(r) for r in rows[0] if r >= 0]
 
-    def _select(self, ranked: list[tuple[int, float]], k: int) -> list[tuple[int, float]]:
+    def select(self, ranked: list[tuple[int, float]], k: int) -> list[tuple[int, float]]:
         """Top k with near-duplicates dropped and repeated outlets and articles discounted."""
         s = self.settings
         pool = ranked[: max(4 * k, 20)]
@@ -247,19 +213,6 @@ def _trigrams(text: str) -> set[tuple[str, ...]]:
 
 def _jaccard(a: set[tuple[str, ...]], b: set[tuple[str, ...]]) -> float:
     return len(a & b) / len(a | b) if a and b else 0.0
-
-
-def clean_query(query: str, allow_empty: bool = False) -> str:
-    """A question as text to search with; refuses one with nothing to search for."""
-    if not isinstance(query, str):
-        raise QueryError("the question must be text")
-    text = re.sub(r"[\x00-\x08\x0b-\x1f\x7f]", " ", query)[:MAX_QUERY_CHARS]
-    text = re.sub(r"\s+", " ", text).strip()
-    if not re.search(r"\w", text):
-        if allow_empty:
-            return ""
-        raise QueryError("the question is empty; ask about the articles in words")
-    return text
 
 
 _RETRIEVERS: dict[str, Retriever] = {}

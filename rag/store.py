@@ -7,6 +7,9 @@
       vectors-<gen>.npy        float32 [chunks x dimension], L2-normalised, row i = chunk line i
       dense-<gen>.faiss        FAISS inner-product index over those vectors
       bm25-<gen>/              bm25s arrays (.npy) and vocabulary (.json)
+      sentences-<gen>.jsonl    per article, the [start, end) offsets of its sentences
+      sentence-vectors-<gen>.npy  float16 [sentences x dimension], row order of sentences-<gen>.jsonl:
+                               embedded once at build time so that answering never embeds a sentence
 
 A build writes a new generation beside the current one, fsyncs it, then replaces
 manifest.json in one rename: a reader sees the old index or the new one, never half of
@@ -93,6 +96,27 @@ class StoredIndex:
     vectors: np.ndarray
     dense: Any  # faiss.Index
     lexical: LexicalIndex
+    sentences: SentenceTable = field(default_factory=lambda: SentenceTable({}, np.zeros((0, 0), np.float16)))
+
+
+@dataclass(frozen=True)
+class SentenceTable:
+    """Every article's sentences with their vectors: doc_id -> (first row, [n x 2] offsets)."""
+
+    spans: dict[str, tuple[int, np.ndarray]]
+    vectors: np.ndarray  # float16, L2-normalised rows
+
+    def of(self, doc_id: str, start: int, end: int) -> tuple[np.ndarray, np.ndarray]:
+        """(offsets [n x 2], vectors [n x d] as float32) of the sentences starting in [start, end)."""
+        first, spans = self.spans.get(doc_id, (0, np.zeros((0, 2), np.int64)))
+        if not len(spans):
+            return spans, np.zeros((0, self.vectors.shape[1] if self.vectors.ndim == 2 else 0), np.float32)
+        lo = int(np.searchsorted(spans[:, 0], start, side="left"))
+        hi = int(np.searchsorted(spans[:, 0], end, side="left"))
+        return spans[lo:hi], np.asarray(self.vectors[first + lo : first + hi], dtype=np.float32)
+
+    def has(self, doc_id: str) -> bool:
+        return doc_id in self.spans
 
 
 def rebuild_hint(index_dir: Path) -> str:
@@ -123,6 +147,8 @@ def generation_names(generation: int) -> dict[str, str]:
         "vectors": f"vectors-{generation}.npy",
         "dense": f"dense-{generation}.faiss",
         "bm25": f"bm25-{generation}",
+        "sentences": f"sentences-{generation}.jsonl",
+        "sentence_vectors": f"sentence-vectors-{generation}.npy",
     }
 
 
@@ -197,6 +223,7 @@ def write_index(
     dense: Any,
     faiss_type: str,
     stats: dict[str, Any],
+    sentences: SentenceTable | None = None,
 ) -> Manifest:
     """Write generation `generation` and commit it by replacing the manifest."""
     import faiss
@@ -226,6 +253,11 @@ def write_index(
     np.save(index_dir / names["vectors"], np.ascontiguousarray(vectors, dtype=np.float32), allow_pickle=False)
     faiss.write_index(dense, str(index_dir / names["dense"]))
     lexical.save(index_dir / names["bm25"])
+    table = sentences or SentenceTable({}, np.zeros((0, vectors.shape[1] if vectors.ndim == 2 else 0), np.float16))
+    with (index_dir / names["sentences"]).open("w", encoding="utf-8") as out:
+        for doc_id, (first, spans) in table.spans.items():
+            out.write(json.dumps({"doc_id": doc_id, "first": first, "spans": spans.tolist()}) + "\n")
+    np.save(index_dir / names["sentence_vectors"], np.ascontiguousarray(table.vectors, dtype=np.float16))
     for name in names.values():
         _fsync_tree(index_dir / name)
 
@@ -271,7 +303,7 @@ def _remove_old_generations(index_dir: Path, keep: set[int]) -> None:
     for path in index_dir.iterdir():
         stem = path.name.split(".", 1)[0]
         prefix, _, number = stem.rpartition("-")
-        if prefix in ("documents", "chunks", "vectors", "dense", "bm25") and number.isdigit():
+        if prefix in ("documents", "chunks", "vectors", "dense", "bm25", "sentences", "sentence-vectors") and number.isdigit():
             if int(number) not in keep:
                 if path.is_dir():
                     shutil.rmtree(path, ignore_errors=True)
@@ -320,13 +352,27 @@ def load_index(index_dir: Path, verify: bool = True) -> StoredIndex:
         vectors = np.load(index_dir / names["vectors"], allow_pickle=False, mmap_mode="r")
         dense = faiss.read_index(str(index_dir / names["dense"]))
         lexical = LexicalIndex.load(index_dir / names["bm25"], len(chunks))
+        sentences = _load_sentences(index_dir, names, manifest, int(vectors.shape[1]))
     except (OSError, ValueError, KeyError, RuntimeError) as exc:
         raise IndexMismatchError(
             f"index in {index_dir} is damaged ({type(exc).__name__}); {rebuild_hint(index_dir)}"
         ) from exc
     if len(chunks) != vectors.shape[0] or dense.ntotal != len(chunks):
         raise IndexMismatchError(f"index in {index_dir} is inconsistent; {rebuild_hint(index_dir)}")
-    return StoredIndex(index_dir, manifest, documents, chunks, vectors, dense, lexical)
+    return StoredIndex(index_dir, manifest, documents, chunks, vectors, dense, lexical, sentences)
+
+
+def _load_sentences(index_dir: Path, names: dict[str, str], manifest: Manifest, dimension: int) -> SentenceTable:
+    """The sentence table; empty for an index written before sentences were stored (a build adds them)."""
+    if names["sentences"] not in manifest.files:
+        return SentenceTable({}, np.zeros((0, dimension), np.float16))
+    spans: dict[str, tuple[int, np.ndarray]] = {}
+    with (index_dir / names["sentences"]).open(encoding="utf-8") as handle:
+        for line in handle:
+            row = json.loads(line)
+            spans[row["doc_id"]] = (int(row["first"]), np.asarray(row["spans"], dtype=np.int64).reshape(-1, 2))
+    table_vectors = np.load(index_dir / names["sentence_vectors"], allow_pickle=False, mmap_mode="r")
+    return SentenceTable(spans, table_vectors)
 
 
 def build_lock(index_dir: Path, wait_seconds: float = 600.0) -> contextlib.AbstractContextManager[None]:

@@ -81,7 +81,10 @@ class Quote:
     start: int
     end: int
     doc_id: str = ""
-    score: float = 0.0
+    score: float = 0.0  # probability that the sentence answers the question
+    # The sentence before, when the quote opens with a reference ("He", "Such a plan"): verbatim too.
+    context: str = ""
+    context_start: int = -1
 
 
 @dataclass(frozen=True)

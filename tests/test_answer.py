@@ -10,16 +10,14 @@ import pytest
 
 from rag.answer import (
     ABSTAIN_TEXT,
+    MODEL_PATH,
     AnswerSettings,
     answer_question,
-    confidence,
+    load_model,
     score_sentences,
 )
 from rag.outlets import find_outlets, outlet_key, strip_outlet_phrases
 from rag.retrieve import Retriever, get_retriever
-
-DEV_QA = Path(__file__).parent / "data" / "seed_dev.jsonl"
-
 
 def _verbatim(retriever: Retriever, answer_quotes: tuple) -> None:  # type: ignore[type-arg]
     for quote in answer_quotes:
@@ -79,18 +77,32 @@ def test_figures_that_differ_are_shown_side_by_side(tmp_path: Path, write_articl
     assert "differ" in answer.text
 
 
-def test_same_fact_from_several_outlets_is_said_once(fake_index: Path) -> None:
-    retriever = get_retriever(fake_index)
-    settings = AnswerSettings(same_fact=0.5)  # the hash embedder's similarities are lower than a model's
-    answer = answer_question(retriever, "Who led the Israeli side in the virtual meeting?", settings=settings)
-    reported = [n for n in answer.notes if n.startswith("Reported by")]
-    assert reported, answer.text
-    # Every outlet named in the note has a quote behind it, but the text shows the fact once per group.
-    for note in reported:
-        named = note.removeprefix("Reported by ").rstrip(".").replace(" and ", ", ").split(", ")
-        assert all(any(q.outlet == o for q in answer.quotes) for o in named)
+def test_same_fact_from_several_outlets_is_said_once(tmp_path: Path, write_article) -> None:  # type: ignore[no-untyped-def]
+    from rag.embed import HashEmbedder
+    from rag.index import build_index
+
+    sentence = "The zeppelin fleet was commanded by Captain Hugo Eckener during the crossing."
+    # Different passages (retrieval keeps both), the same sentence in each.
+    write_article(
+        tmp_path / "src" / "a.txt",
+        f"Crowds gathered at the mooring mast in New Jersey. {sentence}",
+        title="Crossing",
+        outlet="Airship Daily",
+    )
+    write_article(
+        tmp_path / "src" / "b.txt",
+        f"{sentence} The ship carried mail and forty passengers.",
+        title="Atlantic crossing",
+        outlet="Blimp Gazette",
+    )
+    write_article(tmp_path / "src" / "c.txt", "Light winds were forecast for Tuesday.", title="Weather", outlet="Almanac")
+    build_index([tmp_path / "src"], tmp_path / "idx", embedder=HashEmbedder())
+    answer = answer_question(get_retriever(tmp_path / "idx"), "Who commanded the zeppelin fleet during the crossing?")
+    # Default settings: two outlets' identical sentences are one fact, shown once, both outlets named.
+    assert {q.outlet for q in answer.quotes} == {"Airship Daily", "Blimp Gazette"}
+    assert any(n in answer.notes for n in ("Reported by Airship Daily and Blimp Gazette.", "Reported by Blimp Gazette and Airship Daily."))
     shown = [line for line in answer.text.splitlines() if line.startswith("> ") and not line.startswith("> _")]
-    assert len(shown) < len(answer.quotes)
+    assert len(shown) == 1 < len(answer.quotes)
 
 
 def test_article_text_cannot_inject_markdown_or_html(corpus_dir: Path, tmp_path: Path, write_article) -> None:  # type: ignore[no-untyped-def]
@@ -119,12 +131,33 @@ def test_abstains_on_words_the_index_never_uses(fake_index: Path) -> None:
 
 def test_follow_up_uses_the_conversation(fake_index: Path) -> None:
     retriever = get_retriever(fake_index)
-    alone = answer_question(retriever, "Where were they held?")
-    followed = answer_question(
-        retriever, "Where were they held?", history=("What was reported about the hostage negotiations?",)
-    )
-    assert any("negotiations in Cairo" in q.text for q in followed.quotes)
-    assert not any("negotiations in Cairo" in q.text for q in alone.quotes)
+    history = ("What was reported about the hostage negotiations?",)
+    alone = retriever.analyse("Where were they held?")
+    followed = retriever.analyse("Where were they held?", history)
+    assert followed.follow_up and not alone.follow_up
+    # The conversation brings the Cairo talks into the passages and the sentences scored.
+    passages = retriever.search_query(followed, k=8)
+    assert any("negotiations in Cairo" in p.text for p in passages)
+    scored = score_sentences(retriever, followed, passages)
+    assert any("negotiations in Cairo" in x.text for x in scored[:5])
+    assert not any("negotiations in Cairo" in p.text for p in retriever.search_query(alone, k=3))
+
+
+def test_self_contained_question_ignores_unrelated_history(fake_index: Path) -> None:
+    retriever = get_retriever(fake_index)
+    question = "How many tents did Israel order from China?"
+    alone = answer_question(retriever, question)
+    after = answer_question(retriever, question, history=("Who led the American side in the virtual meeting?",))
+    assert [(q.outlet, q.start) for q in after.quotes] == [(q.outlet, q.start) for q in alone.quotes]
+    assert after.text == alone.text
+
+
+def test_outlet_filter_that_does_not_report_abstains_and_names_who_does(fake_index: Path) -> None:
+    retriever = get_retriever(fake_index)
+    answer = answer_question(retriever, "How many tents did Israel order from China?", outlets=["All Israel News"])
+    assert answer.abstained and not answer.quotes
+    assert answer.text.startswith("None of the ticked outlets (All Israel News) reports this")
+    assert "JNS" in answer.text
 
 
 def test_outlet_helpers_round_trip() -> None:
@@ -135,34 +168,19 @@ def test_outlet_helpers_round_trip() -> None:
     assert outlet_key("the Times of Israel") == outlet_key("The Times Of Israel")
 
 
-def _confidences(retriever: Retriever) -> tuple[list[float], list[float]]:
-    answerable, unanswerable = [], []
-    settings = AnswerSettings()
-    for line in DEV_QA.read_text(encoding="utf-8").splitlines():
-        row = json.loads(line)
-        question = row["question"]
-        mentions = find_outlets(question, retriever.outlets)
-        outlets = [m.outlet for m in mentions] or None
-        question = strip_outlet_phrases(question, mentions) if mentions else question
-        passages = retriever.search(question, k=settings.passages, history=row["history"], outlets=outlets)
-        value = confidence(retriever, question, score_sentences(retriever, question, passages, row["history"]))
-        (answerable if row["answer_groups"] else unanswerable).append(value)
-    return answerable, unanswerable
-
-
 @pytest.mark.slow
-def test_abstain_threshold_is_calibrated_on_the_dev_questions(real_index: Path) -> None:
-    """How ABSTAIN_THRESHOLD was chosen: on our own questions about the seeds (tests/data/seed_dev.jsonl,
-    33 answerable, 12 not), the confidence of every answerable question is above every unanswerable
-    one, and the threshold sits in the middle of that gap (rounded to 0.05), so that it errs on
-    neither side."""
-    from rag.answer import ABSTAIN_THRESHOLD
-
-    answerable, unanswerable = _confidences(get_retriever(real_index))
-    low, high = max(unanswerable), min(answerable)
-    assert low < high, f"no gap: unanswerable up to {low:.3f}, answerable from {high:.3f}"
-    assert low < ABSTAIN_THRESHOLD < high
-    assert abs(ABSTAIN_THRESHOLD - (low + high) / 2) <= 0.05
+def test_bars_come_from_the_model_file(real_index: Path) -> None:
+    """The quote and abstention bars are the ones bench/train_answer.py chose and wrote."""
+    model = load_model()
+    data = json.loads(MODEL_PATH.read_text(encoding="utf-8"))
+    assert (model.quote_bar, model.relative_cut, model.abstain_bar) == (
+        data["quote_bar"],
+        data["relative_cut"],
+        data["abstain_bar"],
+    )
+    retriever = get_retriever(real_index)
+    answer = answer_question(retriever, "How many tents did Israel order from China?")
+    assert answer.quotes and all(q.score >= model.quote_bar for q in answer.quotes)
 
 
 @pytest.mark.slow
@@ -177,3 +195,4 @@ def test_real_model_answers_and_abstains(real_index: Path) -> None:
     fighters = answer_question(retriever, "How many Hamas fighters are believed to be in Rafah?")
     assert {"JNS", "All Israel News"} <= {q.outlet for q in fighters.quotes}
     assert any("differ" in n for n in fighters.notes)
+    assert fighters.text.startswith("**Answer:**")

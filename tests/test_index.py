@@ -124,7 +124,7 @@ def test_first_build_reports_everything_added(corpus_dir: Path, index_dir: Path,
     report = build(corpus_dir, index_dir, embedder)
     assert sorted(Path(s).name for s in report.added) == CORPUS_FILES
     assert not (report.updated or report.removed or report.unchanged or report.skipped or report.rejected)
-    assert report.documents == 5 and report.embedded == report.chunks == len(embedder.texts) > 0
+    assert report.documents == 5 and report.embedded == report.chunks == len(embedder.texts) - report.sentences_embedded > 0
     json.dumps(report.as_dict())  # the CLI prints it
     assert "5 added" in report.summary()
 
@@ -153,8 +153,11 @@ def test_changed_file_is_reembedded_alone(fake_index: Path, corpus_dir: Path, em
     stored = load_index(fake_index)
     doc = next(d for d in stored.documents.values() if d.source == str(path))
     doc_chunks = [c for c in stored.chunks if c.doc_id == doc.doc_id]
-    assert report.embedded == len(doc_chunks) == len(embedder.texts)
-    assert all(t.startswith(doc.title + "\n") for t in embedder.texts)  # only that article's chunks
+    chunk_texts = [t for t in embedder.texts if t.startswith(doc.title + "\n")]
+    # Only what changed is embedded again: the chunk and the sentence that hold the new paragraph.
+    assert 0 < report.embedded == len(chunk_texts) < len(doc_chunks)
+    assert all("quokka" in t for t in embedder.texts)
+    assert report.sentences_embedded == len(embedder.texts) - len(chunk_texts) == 1
     assert generation(fake_index) == before + 1
     hits = [p for p in search(fake_index, "quokka delegation") if "quokka" in p.text]
     assert hits and hits[0].source == str(path) and hits[0].outlet == "The Times of Israel"
@@ -273,13 +276,19 @@ def test_html_and_pdf_are_retrievable_under_their_outlets(fake_index: Path, corp
         search(fake_index, "berth", outlets=["Harbour Courier", "Lakeside Ledger"])
 
 
-def test_changed_chunk_settings_reembed_everything(
+def test_changed_chunk_settings_reembed_only_new_chunk_texts(
     fake_index: Path, corpus_dir: Path, embedder: CountingEmbedder
 ) -> None:
     before = generation(fake_index)
+    old = load_index(fake_index)
+    old_texts = {c.text for c in old.chunks}
     settings = BuildSettings(chunk=ChunkSettings(max_tokens=60, min_tokens=20))
     report = build(corpus_dir, fake_index, embedder, settings=settings)
-    assert report.embedded == report.chunks == len(embedder.texts) > len(load_index(fake_index).chunks) // 2
+    new = load_index(fake_index)
+    fresh = [c for c in new.chunks if c.text not in old_texts]
+    # Every chunk whose text is new is embedded, and nothing else: not even the sentences.
+    assert report.embedded == len(fresh) == len(embedder.texts) > len(new.chunks) // 2
+    assert report.sentences_embedded == 0
     assert read_manifest(fake_index).settings["chunk"]["max_tokens"] == 60
     assert generation(fake_index) == before + 1
     # And the same settings again: nothing to do.
@@ -289,7 +298,7 @@ def test_changed_chunk_settings_reembed_everything(
 def test_changed_model_reembeds_everything(fake_index: Path, corpus_dir: Path, embedder: CountingEmbedder) -> None:
     other = type(embedder)(HashEmbedder(dimension=128))
     report = build(corpus_dir, fake_index, other)
-    assert report.embedded == report.chunks == len(other.texts) > 0
+    assert report.embedded == report.chunks == len(other.texts) - report.sentences_embedded > 0
     manifest = read_manifest(fake_index)
     assert (manifest.model, manifest.dimension) == ("hash:128", 128)
     retriever = get_retriever(fake_index)
@@ -299,7 +308,7 @@ def test_changed_model_reembeds_everything(fake_index: Path, corpus_dir: Path, e
 
 def test_rebuild_flag_reembeds_everything(fake_index: Path, corpus_dir: Path, embedder: CountingEmbedder) -> None:
     report = build(corpus_dir, fake_index, embedder, rebuild=True)
-    assert report.embedded == report.chunks == len(embedder.texts) > 0
+    assert report.embedded == report.chunks == len(embedder.texts) - report.sentences_embedded > 0
 
 
 def test_empty_file_in_place_of_an_indexed_one_keeps_it(fake_index: Path, corpus_dir: Path) -> None:

@@ -1,0 +1,167 @@
+"""A question analysed once: its terms, what it asks for, its focus, its outlets, whether it leans
+on the conversation, and its vectors. Retrieval and answering share this one object, so a question
+is tokenised and embedded once on its way through `rag.ask`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from rag.embed import Embedder
+from rag.errors import QueryError
+from rag.lexical import tokenize
+from rag.outlets import find_outlets, outlet_key, strip_outlet_phrases
+
+MAX_QUERY_CHARS = 2000  # longer questions are cut: nothing in a question needs more
+HISTORY_TURNS = 2  # earlier questions a follow-up may lean on
+
+# Words that point back into the conversation. A question with none of them (and more than two
+# content words) is self-contained and answered as if asked alone, whatever came before.
+_REFERRING = re.compile(
+    r"\b(?:they|them|their|theirs|it|its|there|he|him|his|she|her|hers|this|that|these|those|"
+    r"the same|such|the latter|the former|then)\b",
+    re.IGNORECASE,
+)
+_CONTINUATION = re.compile(r"^\s*(?:and|but|also|so|what about|how about|and what about)\b", re.IGNORECASE)
+
+# What a question asks for, in order of precedence.
+_KINDS: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("duration", re.compile(r"\bhow (?:long|soon)\b|\bfor how long\b", re.I)),
+    (
+        "number",
+        re.compile(
+            r"\bhow (?:many|much|large|big|old|high|far)\b|\bwhat (?:share|number|percentage|proportion|amount|"
+            r"fraction|age)\b|\bhow many\b",
+            re.I,
+        ),
+    ),
+    ("date", re.compile(r"\bwhen\b|\bwhat (?:date|day|year|month|time)\b|\bon what (?:date|day)\b", re.I)),
+    ("name", re.compile(r"\bwho(?:m|se)?\b|\bwhat is the name\b|\bwhich (?:person|official|leader)\b", re.I)),
+    ("place", re.compile(r"\bwhere\b|\bwhich (?:country|city|state|town|region|nation|continent)\b", re.I)),
+    ("entity", re.compile(r"\b(?:which|what)\s+(?!is\b|are\b|was\b|were\b|do\b|does\b|did\b|has\b|have\b)\w+", re.I)),
+)
+_AUX = (
+    r"are|is|were|was|do|does|did|have|has|had|will|would|could|can|should|may|might|been|be|remain|remains|"
+    r"still|said|say|says|reported"
+)
+_FOCUS_AFTER = re.compile(
+    rf"\b(?:how (?:many|much)|what (?:share|number|percentage|proportion|amount) of|which|what)\s+"
+    rf"((?:(?!(?:{_AUX})\b)[\w'-]+\s*){{1,3}})",
+    re.IGNORECASE,
+)
+_FOCUS_WHO = re.compile(rf"\bwho\s+(?:(?:{_AUX})\s+)?([\w'-]+)", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Query:
+    """One question, analysed."""
+
+    text: str  # the question as searched: cleaned, phrases naming an outlet taken out
+    asked: str  # the question as asked (cleaned)
+    context: str  # earlier questions it leans on; "" when it is self-contained
+    terms: tuple[str, ...]  # stemmed terms of `text`
+    context_terms: tuple[str, ...]  # stemmed terms of `context` that are not in `terms`
+    kind: str | None  # what it asks for: number, duration, date, name, place, entity, or None
+    focus: tuple[str, ...]  # stemmed terms of what it asks about ("how many *fighters*")
+    focus_text: str
+    outlets: tuple[str, ...] | None  # only passages from these outlets (ticked or named in the question)
+    named_outlets: bool  # the outlets were named in the question itself
+    vector: np.ndarray  # the question's embedding
+    context_vector: np.ndarray | None  # "context question" embedded, for a follow-up
+    focus_vector: np.ndarray | None
+
+    @property
+    def follow_up(self) -> bool:
+        return bool(self.context)
+
+    def without_outlets(self) -> Query:
+        from dataclasses import replace
+
+        return replace(self, outlets=None, named_outlets=False)
+
+
+def clean_query(query: object, allow_empty: bool = False) -> str:
+    """A question as text to search with; refuses one with nothing to search for."""
+    if not isinstance(query, str):
+        raise QueryError("the question must be text")
+    text = re.sub(r"[\x00-\x08\x0b-\x1f\x7f]", " ", query)[:MAX_QUERY_CHARS]
+    text = re.sub(r"\s+", " ", text).strip()
+    if not re.search(r"\w", text):
+        if allow_empty:
+            return ""
+        raise QueryError("the question is empty; ask about the articles in words")
+    return text
+
+
+def is_follow_up(question: str) -> bool:
+    """Does the question lean on what was asked before ("And where were they held?")?"""
+    return bool(_REFERRING.search(question) or _CONTINUATION.search(question) or len(tokenize(question)) <= 2)
+
+
+def answer_kind(question: str) -> str | None:
+    for kind, pattern in _KINDS:
+        if pattern.search(question):
+            return kind
+    return None
+
+
+def focus_of(question: str) -> str:
+    """The words naming what is asked about: "how many Hamas fighters are..." -> "Hamas fighters"."""
+    match = _FOCUS_AFTER.search(question) or _FOCUS_WHO.search(question)
+    if not match:
+        return ""
+    words = [w for w in match.group(1).split() if tokenize(w)]
+    return " ".join(words)
+
+
+def analyse(
+    question: object,
+    embedder: Embedder,
+    history: Sequence[object] = (),
+    outlets: Sequence[str] | None = None,
+    known_outlets: Sequence[str] = (),
+) -> Query:
+    """Everything retrieval and answering need to know about a question, computed once."""
+    asked = clean_query(question)
+    turns = [h for h in (clean_query(h, allow_empty=True) for h in history) if h][-HISTORY_TURNS:]
+    text = asked
+    named = False
+    mentions = find_outlets(asked, known_outlets) if known_outlets else []
+    wanted: tuple[str, ...] | None = tuple(outlets) if outlets is not None else None
+    if mentions:
+        names = [m.outlet for m in mentions]
+        if wanted is not None:
+            allowed = {outlet_key(o) for o in wanted}
+            names = [o for o in names if outlet_key(o) in allowed] or list(wanted)
+        wanted = tuple(dict.fromkeys(names))
+        named = True
+        text = strip_outlet_phrases(asked, mentions) or asked
+    context = " ".join(turns) if turns and is_follow_up(text) else ""
+    terms = tuple(tokenize(text))
+    context_terms = tuple(t for t in dict.fromkeys(tokenize(context)) if t not in terms)
+    focus_text = focus_of(text)
+    texts = [text]
+    if context:
+        texts.append(f"{context} {text}")
+    if focus_text:
+        texts.append(focus_text)
+    vectors = embedder.encode(texts)
+    return Query(
+        text=text,
+        asked=asked,
+        context=context,
+        terms=terms,
+        context_terms=context_terms,
+        kind=answer_kind(text),
+        focus=tuple(tokenize(focus_text)),
+        focus_text=focus_text,
+        outlets=wanted,
+        named_outlets=named,
+        vector=vectors[0],
+        context_vector=vectors[1] if context else None,
+        focus_vector=vectors[-1] if focus_text else None,
+    )

@@ -20,6 +20,7 @@ from rag.outlets import outlet_key
 from rag.sentences import sentence_spans
 from rag.store import MANIFEST, StoredIndex, load_index, rebuild_hint
 from rag.types import Passage
+from rag.validate import is_text
 
 MAX_QUERY_CHARS = 2000  # longer questions are cut: nothing in a question needs more
 
@@ -253,6 +254,8 @@ def clean_query(query: str, allow_empty: bool = False) -> str:
     """A question as text to search with; refuses one with nothing to search for."""
     if not isinstance(query, str):
         raise QueryError("the question must be text")
+    if not is_text(query):  # lone surrogates (undecodable bytes): the tokenizer would raise TypeError
+        raise QueryError("the question has bytes that are not UTF-8 text; type it again")
     text = re.sub(r"[\x00-\x08\x0b-\x1f\x7f]", " ", query)[:MAX_QUERY_CHARS]
     text = re.sub(r"\s+", " ", text).strip()
     if not re.search(r"\w", text):

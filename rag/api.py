@@ -47,8 +47,7 @@ def build_index(
 
 def retriever_for(index_dir: str | Path | None = None) -> Retriever:
     """The loaded retriever, building the default index from ./corpus if there is none yet."""
-    index_dir = validate.index_dir(index_dir)
-    directory = index_dir if index_dir is not None else default_index_dir()
+    directory = validate.path(index_dir if index_dir is not None else default_index_dir(), "index_dir")
     if not (directory / MANIFEST).exists():
         with _FIRST_BUILD:
             if not (directory / MANIFEST).exists():

@@ -24,6 +24,7 @@ from typing import Any
 
 from rag.errors import IngestError
 from rag.types import Document
+from rag.validate import is_text
 
 log = logging.getLogger(__name__)
 
@@ -162,6 +163,10 @@ def _walk(root: Path, real_roots: tuple[str, ...], files: list[Path], skipped: l
             if entry.name.startswith("."):
                 continue
             path = folder / entry.name
+            if not is_text(entry.name):  # the index keeps names as UTF-8 text
+                if path.suffix.lower() in SUFFIXES or entry.is_dir():
+                    skipped.append((str(path), "name is not UTF-8 text; rename it to index it"))
+                continue
             try:
                 if entry.is_symlink():
                     target = _link_target(path, real_roots)

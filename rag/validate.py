@@ -7,7 +7,8 @@ Decisions a caller may rely on:
   - `outlets=None` means every outlet; a single string is one outlet name (not its letters);
     an empty list is refused ("no outlets given"), since it most likely means a filter went wrong.
   - `k` is a whole number >= 0 (an int or anything with __index__, but not a bool or a string).
-  - paths (`index_dir`, `sources`) are str or os.PathLike; bytes and other types are refused.
+  - paths (`index_dir`, `sources`) are str or os.PathLike; bytes and other types are refused, and
+    so are names that are not UTF-8 (the index stores paths as UTF-8 text).
 """
 
 from __future__ import annotations
@@ -77,13 +78,6 @@ def outlets(value: object) -> tuple[str, ...] | None:
     return names
 
 
-def index_dir(value: object) -> Path | None:
-    """An index folder path, or None for the default."""
-    if value is None:
-        return None
-    return path(value, "index_dir")
-
-
 def build_dir(value: object) -> Path:
     """An index folder to write: not a file, and not inside one."""
     directory = path(value, "index_dir")
@@ -137,10 +131,9 @@ def path(value: object, name: str) -> Path:
         raise ArgumentError(f"{name} is empty; give a file or folder path")
     if "\x00" in text:
         raise ArgumentError(f"{name} {text!r} has a NUL character; no file can be called that")
-    try:
-        raw = os.fsencode(text)
-    except UnicodeEncodeError:
-        raise ArgumentError(f"{name} {text!r} has characters no file name can hold (lone surrogates)") from None
+    if not is_text(text):  # the index keeps paths as UTF-8 JSON, and FAISS takes only UTF-8 names
+        raise ArgumentError(f"{name} {text!r} is not UTF-8 text; rename it")
+    raw = os.fsencode(text)
     if len(raw) > PATH_MAX or any(len(part) > NAME_MAX for part in raw.split(b"/")):
         raise ArgumentError(f"{name} {text[:60]!r}... is longer than a path can be")
     return Path(text)

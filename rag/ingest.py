@@ -169,17 +169,12 @@ def _walk(root: Path, real_roots: tuple[str, ...], files: list[Path], skipped: l
                 continue
             try:
                 if entry.is_symlink():
-                    target = _link_target(path, real_roots)
+                    target = _link_target(path, real_roots, real_folder, followed)
                     if isinstance(target, _Skip):
                         skipped.append((str(path), target.reason))
                     elif os.path.isdir(target):
-                        if _contains(target, real_folder):
-                            skipped.append((str(path), "symbolic link to a folder that contains it (a loop); not followed"))
-                        elif target in followed:
-                            skipped.append((str(path), f"symbolic link to a folder already read as {followed[target]}"))
-                        else:
-                            followed[target] = path
-                            subfolders.append((path, target))
+                        followed[target] = path
+                        subfolders.append((path, target))
                     elif os.path.isfile(target) and path.suffix.lower() in SUFFIXES:
                         files.append(path)
                 elif entry.is_dir(follow_symlinks=False):
@@ -196,8 +191,9 @@ class _Skip:
     reason: str
 
 
-def _link_target(link: Path, real_roots: tuple[str, ...]) -> str | _Skip:
-    """The real path a link leads to, or why it is not followed."""
+def _link_target(link: Path, real_roots: tuple[str, ...], real_folder: str, followed: dict[str, Path]) -> str | _Skip:
+    """The real path a link in `real_folder` leads to, or why it is not followed. `followed`:
+    the folders already entered through a link."""
     try:
         target = os.path.realpath(link, strict=True)
     except OSError as exc:
@@ -209,8 +205,12 @@ def _link_target(link: Path, real_roots: tuple[str, ...]) -> str | _Skip:
     for root in real_roots:
         if _contains(root, target):
             inside = os.path.relpath(target, root)
-            if any(part.startswith(".") for part in Path(inside).parts if part != "."):
+            if any(part.startswith(".") for part in Path(inside).parts):
                 return _Skip(f"symbolic link to {target}, a hidden file or folder; not followed")
+            if os.path.isdir(target) and _contains(target, real_folder):
+                return _Skip("symbolic link to a folder that contains it (a loop); not followed")
+            if target in followed:
+                return _Skip(f"symbolic link to a folder already read as {followed[target]}")
             return target
     return _Skip(f"symbolic link to {target}, outside the files and folders being indexed; not followed")
 

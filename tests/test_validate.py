@@ -140,6 +140,21 @@ def test_clean_query_refuses_lone_surrogates() -> None:
     assert clean_query("tents \x00 China\x1b") == "tents China"
 
 
+@pytest.mark.slow
+def test_lone_surrogate_reaches_no_real_tokenizer(real_index: Path) -> None:
+    """The real model's tokenizer raised TypeError on a lone surrogate: the retriever and the
+    answerer, which the page calls directly, refuse it first."""
+    from rag.answer import answer_question
+    from rag.retrieve import get_retriever
+
+    retriever = get_retriever(real_index)
+    with pytest.raises(QueryError, match="not UTF-8"):
+        retriever.search("tents \ud800 China")
+    with pytest.raises(QueryError, match="not UTF-8"):
+        answer_question(retriever, TENTS, history=("\udcff tents",))
+    assert retriever.search("tents \x00 China\x1b", k=1)
+
+
 def test_history_none_is_no_history_and_a_string_is_one_question(seed_index: Path) -> None:
     plain = rag.ask(TENTS, index_dir=seed_index)
     assert rag.ask(TENTS, history=None, index_dir=seed_index) == plain  # type: ignore[arg-type]

@@ -53,7 +53,7 @@ def k(value: object) -> int:
     except TypeError:
         raise QueryError(f"k must be a whole number of passages, not {_kind(value)}") from None
     if n < 0:
-        raise QueryError(f"k must be 0 or more, not {n}")
+        raise QueryError(f"k must be 0 or more, not {_kind(n)}")
     return n
 
 
@@ -74,7 +74,7 @@ def outlets(value: object) -> tuple[str, ...] | None:
         return None
     names = _strings(value, "outlets must be a list of outlet names")
     if not any(name.strip() for name in names):
-        raise QueryError("no outlets given; pass outlets=None to search every outlet")
+        raise QueryError("no outlets given; leave the outlet filter out to search every outlet")
     return names
 
 
@@ -155,7 +155,10 @@ def _strings(value: object, message: str) -> tuple[str, ...]:
 def _kind(value: object) -> str:
     """How to name a wrong value in a message: its type, and the value when it is short."""
     if value is None or isinstance(value, bool | int | float | str | bytes):
-        shown = repr(value)
+        try:
+            shown = repr(value)
+        except ValueError:  # an int of more digits than Python will print
+            return "a very long int"
         return f"{type(value).__name__} {shown[:40]}{'...' if len(shown) > 40 else ''}"
     return f"a {type(value).__name__}"
 

@@ -269,6 +269,8 @@ def test_messages_name_the_wrong_value_briefly() -> None:
     assert "str '55555" in message and len(message) < 120
     with pytest.raises(QueryError, match="a list"):
         validate.k([])
+    with pytest.raises(QueryError, match="k must be 0 or more, not a very long int"):
+        validate.k(-(10**5000))  # too many digits to print
 
 
 def test_one_line_escapes_what_would_break_a_line() -> None:

@@ -11,6 +11,7 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
+from rag import validate
 from rag.errors import IndexMissingError
 from rag.index import BuildReport, BuildSettings
 from rag.index import build_index as _build_index
@@ -36,17 +37,17 @@ def build_index(
 ) -> BuildReport:
     """Build or update the index from files and folders; see rag.index.build_index."""
     return _build_index(
-        sources,
-        index_dir if index_dir is not None else default_index_dir(),
-        settings=settings,
-        rebuild=rebuild,
-        progress=progress,
+        validate.sources(sources),
+        validate.build_dir(index_dir if index_dir is not None else default_index_dir()),
+        settings=validate.settings(settings),
+        rebuild=validate.flag(rebuild, "rebuild"),
+        progress=validate.flag(progress, "progress"),
     )
 
 
 def retriever_for(index_dir: str | Path | None = None) -> Retriever:
     """The loaded retriever, building the default index from ./corpus if there is none yet."""
-    directory = Path(index_dir) if index_dir is not None else default_index_dir()
+    directory = validate.path(index_dir if index_dir is not None else default_index_dir(), "index_dir")
     if not (directory / MANIFEST).exists():
         with _FIRST_BUILD:
             if not (directory / MANIFEST).exists():
@@ -66,7 +67,8 @@ def retrieve(
     index_dir: str | Path | None = None,
 ) -> list[Passage]:
     """Passages for `query`, best first, each naming its outlet, headline, file and offsets."""
-    return retriever_for(index_dir).search(query, k=k, history=tuple(history), outlets=outlets)
+    query, k, outlets = validate.question(query), validate.k(k), validate.outlets(outlets)
+    return retriever_for(index_dir).search(query, k=k, history=validate.history(history), outlets=outlets)
 
 
 def ask(
@@ -78,4 +80,5 @@ def ask(
     """Answer `question` with verbatim quotes from the outlets, or abstain."""
     from rag.answer import answer_question
 
-    return answer_question(retriever_for(index_dir), question, history=tuple(history), outlets=outlets)
+    question, outlets = validate.question(question), validate.outlets(outlets)
+    return answer_question(retriever_for(index_dir), question, history=validate.history(history), outlets=outlets)

@@ -11,15 +11,17 @@ from collections.abc import Sequence
 from dataclasses import asdict, replace
 from pathlib import Path
 
-from rag.errors import RagError
+from rag import validate
+from rag.errors import RagError, one_line
 
 
 def _index_dir(args: argparse.Namespace) -> Path:
-    return Path(args.index_dir or os.environ.get("RAG_INDEX_DIR") or "index")
+    return validate.path(args.index_dir or os.environ.get("RAG_INDEX_DIR") or "index", "--index-dir")
 
 
 def cmd_index(args: argparse.Namespace) -> int:
-    from rag.index import BuildSettings, build_index
+    from rag.api import build_index
+    from rag.index import BuildSettings
     from rag.store import read_manifest
 
     index_dir = _index_dir(args)
@@ -49,11 +51,12 @@ def cmd_index(args: argparse.Namespace) -> int:
         ("skipped", report.skipped),
     ):
         for name in names:
-            print(f"{label:>9}  {name}")
+            print(f"{label:>9}  {one_line(name)}")
+    # File names are whatever the files are called: escaped, none can forge a line of the report.
     for source, reason in report.rejected:
-        print(f" rejected  {source}: {reason}")
+        print(f" rejected  {one_line(source)}: {one_line(reason)}")
     for warning in report.warnings:
-        print(f"  warning  {warning}")
+        print(f"  warning  {one_line(warning)}")
     print(report.summary())
     return 0
 
@@ -67,7 +70,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         return 0
     for rank, p in enumerate(passages, 1):
         where = f"{p.source}:{p.start}-{p.end}" + (f" (page {p.page})" if p.page else "")
-        print(f"{rank}. {p.outlet} — {p.title}  [{p.score:.4f}]\n   {where}")
+        print(f"{rank}. {one_line(p.outlet)} — {one_line(p.title)}  [{p.score:.4f}]\n   {one_line(where)}")
         print("   " + p.text.replace("\n", "\n   "))
         print()
     if not passages:
@@ -165,16 +168,41 @@ def main(argv: Sequence[str] | None = None) -> int:
     if fresh:  # bm25s sets its own logger to DEBUG when imported: filter at the handler too
         for handler in logging.getLogger().handlers:
             handler.setLevel(level)
+            handler.setFormatter(_OneLineFormatter("%(levelname)s %(message)s"))
     for noisy in ("sentence_transformers", "transformers", "httpx", "bm25s", "faiss"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
+    for stream in (sys.stdout, sys.stderr):
+        # A file name that is not UTF-8 (or a passage with a lone surrogate) prints escaped, not as
+        # a UnicodeEncodeError.
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            reconfigure(errors="backslashreplace")
     try:
         return int(args.func(args))
     except RagError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except OSError as exc:  # the file system said no (permissions, a full disk...): one line too
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"error: {one_line(exc.strerror or str(exc))}{one_line(where)}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # a bug: still one line for the person; -v shows the traceback
+        if args.verbose:
+            raise
+        print(
+            f"error: unexpected {type(exc).__name__}: {one_line(str(exc))} (run with -v for details)", file=sys.stderr
+        )
+        return 1
+
+
+class _OneLineFormatter(logging.Formatter):
+    """Log messages name files: escaped so that none forges a line (tracebacks stay as they are)."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        return one_line(super().formatMessage(record))
 
 
 if __name__ == "__main__":

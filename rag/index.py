@@ -16,7 +16,7 @@ from rag.chunk import ChunkSettings, chunk_document
 from rag.clean import CLEAN_VERSION
 from rag.embed import DEFAULT_MODEL, Embedder, load_embedder, model_identity
 from rag.errors import IndexMismatchError, IndexMissingError, IngestError
-from rag.ingest import DEFAULT_MAX_BYTES, iter_source_files, read_document
+from rag.ingest import DEFAULT_MAX_BYTES, find_source_files, read_document
 from rag.lexical import LexicalIndex
 from rag.sentences import sentence_spans
 from rag.store import Manifest, SentenceTable, StoredIndex, build_lock, load_index, read_manifest, write_index
@@ -364,7 +364,7 @@ def _load_previous(index_dir: Path, fingerprint: dict[str, Any]) -> StoredIndex 
 
 
 def _read_sources(
-    sources: Iterable[str | Path],
+    sources: Sequence[str | Path],
     settings: BuildSettings,
     previous: StoredIndex | None,
     progress: bool,
@@ -372,11 +372,15 @@ def _read_sources(
     old_by_source = {d.source: d for d in previous.documents.values()} if previous else {}
     paths: list[Path] = []
     rejected: list[tuple[str, str]] = []
+    warnings: list[str] = []
     for source in sources:
         try:
-            paths.extend(iter_source_files([source]))
+            found = find_source_files([source], roots=sources)
         except IngestError as exc:
             rejected.append((exc.path, exc.reason))
+            continue
+        paths.extend(found.files)
+        warnings.extend(f"{path}: {reason}" for path, reason in found.skipped)
 
     if progress:
         from tqdm import tqdm
@@ -390,7 +394,6 @@ def _read_sources(
     updated: list[str] = []
     unchanged: list[str] = []
     skipped: list[str] = []
-    warnings: list[str] = []
     read: list[tuple[str, Document | None]] = []
     for path in iterator:
         try:

@@ -12,15 +12,19 @@ Metadata, most specific first:
 from __future__ import annotations
 
 import codecs
+import errno
 import hashlib
 import logging
+import os
 import re
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from rag.errors import IngestError
 from rag.types import Document
+from rag.validate import is_text
 
 log = logging.getLogger(__name__)
 
@@ -103,21 +107,124 @@ def _sizes(size: int, limit: int) -> tuple[str, str]:
     return text(size), text(limit)
 
 
-def iter_source_files(sources: Iterable[str | Path]) -> Iterator[Path]:
-    """Files under the given files/folders with a supported suffix, sorted, hidden ones skipped."""
+@dataclass(frozen=True)
+class SourceFiles:
+    """What a walk of the sources found: the files to read, and what it left out and why."""
+
+    files: tuple[Path, ...]
+    skipped: tuple[tuple[str, str], ...] = ()  # (path, reason): links not followed, unreadable folders
+
+
+def find_source_files(sources: Iterable[str | Path], roots: Iterable[str | Path] | None = None) -> SourceFiles:
+    """Files under the given files/folders with a supported suffix, sorted, hidden ones skipped.
+
+    A symbolic link inside a folder (to a file or a folder) is followed only when its target is
+    inside one of `roots` (default: `sources`) and not hidden there: a folder someone else wrote
+    (an unpacked archive, a shared drive) cannot pull in this machine's other files. Links that
+    point elsewhere, broken links and links that would loop are skipped, each with its reason.
+    A source named explicitly is read even when it is itself a link: the caller chose it.
+    Raises IngestError for a source that does not exist."""
+    sources = list(sources)
+    real_roots = tuple(os.path.realpath(r) for r in (sources if roots is None else roots))
+    files: list[Path] = []
+    skipped: list[tuple[str, str]] = []
     for source in sources:
         root = Path(source)
         if root.is_dir():
-            for path in sorted(root.rglob("*")):
-                rel = path.relative_to(root)
-                if any(part.startswith(".") for part in rel.parts):
-                    continue
-                if path.is_file() and path.suffix.lower() in SUFFIXES:
-                    yield path
+            found: list[Path] = []
+            _walk(root, real_roots, found, skipped)
+            files.extend(sorted(found))
         elif root.exists():
-            yield root
+            files.append(root)
         else:
             raise IngestError(str(root), "no such file or folder")
+    return SourceFiles(tuple(files), tuple(skipped))
+
+
+def iter_source_files(sources: Iterable[str | Path]) -> Iterator[Path]:
+    """The files find_source_files finds (links it skips are dropped without a report)."""
+    yield from find_source_files(sources).files
+
+
+def _walk(root: Path, real_roots: tuple[str, ...], files: list[Path], skipped: list[tuple[str, str]]) -> None:
+    """Depth first without recursion: a hostile tree may be thousands of folders deep."""
+    stack: list[tuple[Path, str]] = [(root, os.path.realpath(root))]  # (folder as named, its real path)
+    followed: dict[str, Path] = {}  # real folder -> the link it was first entered through
+    while stack:
+        folder, real_folder = stack.pop()
+        try:
+            with os.scandir(folder) as scan:
+                entries = sorted(scan, key=lambda e: e.name)
+        except OSError as exc:
+            skipped.append((str(folder), f"cannot read folder ({exc.strerror or exc}); skipped"))
+            continue
+        subfolders: list[tuple[Path, str]] = []
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            path = folder / entry.name
+            if not is_text(entry.name):  # the index keeps names as UTF-8 text
+                if path.suffix.lower() in SUFFIXES or entry.is_dir():
+                    skipped.append((str(path), "name is not UTF-8 text; rename it to index it"))
+                continue
+            try:
+                if entry.is_symlink():
+                    target = _link_target(path, real_roots, real_folder, followed)
+                    if isinstance(target, _Skip):
+                        skipped.append((str(path), target.reason))
+                    elif os.path.isdir(target):
+                        followed[target] = path
+                        subfolders.append((path, target))
+                    elif os.path.isfile(target) and path.suffix.lower() in SUFFIXES:
+                        files.append(path)
+                elif entry.is_dir(follow_symlinks=False):
+                    subfolders.append((path, os.path.join(real_folder, entry.name)))
+                elif entry.is_file(follow_symlinks=False) and path.suffix.lower() in SUFFIXES:
+                    files.append(path)
+            except OSError as exc:  # a name too long, an entry removed while we look...
+                skipped.append((str(path), f"cannot read ({exc.strerror or exc}); skipped"))
+        stack.extend(reversed(subfolders))
+
+
+@dataclass(frozen=True)
+class _Skip:
+    reason: str
+
+
+def _link_target(link: Path, real_roots: tuple[str, ...], real_folder: str, followed: dict[str, Path]) -> str | _Skip:
+    """The real path a link in `real_folder` leads to, or why it is not followed. `followed`:
+    the folders already entered through a link."""
+    try:
+        target = os.path.realpath(link, strict=True)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return _Skip("symbolic link loop; not followed")
+        return _Skip(f"broken symbolic link (to {_readlink(link)}); skipped")
+    except RuntimeError:  # a loop, on Pythons that raise it as RuntimeError
+        return _Skip("symbolic link loop; not followed")
+    for root in real_roots:
+        if _contains(root, target):
+            inside = os.path.relpath(target, root)
+            if any(part.startswith(".") for part in Path(inside).parts):
+                return _Skip(f"symbolic link to {target}, a hidden file or folder; not followed")
+            if os.path.isdir(target) and _contains(target, real_folder):
+                return _Skip("symbolic link to a folder that contains it (a loop); not followed")
+            if target in followed:
+                return _Skip(f"symbolic link to a folder already read as {followed[target]}")
+            return target
+    return _Skip(f"symbolic link to {target}, outside the files and folders being indexed; not followed")
+
+
+def _contains(outer: str, inner: str) -> bool:
+    """Whether real path `inner` is `outer` or inside it."""
+    return os.path.commonpath([outer, inner]) == outer
+
+
+def _readlink(link: Path) -> str:
+    try:
+        return os.readlink(link)
+    except OSError:
+        return "?"
 
 
 def decode_text(path: Path, data: bytes) -> str:

@@ -15,6 +15,7 @@ from rag.embed import Embedder
 from rag.errors import QueryError
 from rag.lexical import tokenize
 from rag.outlets import find_outlets, outlet_key, strip_outlet_phrases
+from rag.validate import is_text
 
 MAX_QUERY_CHARS = 2000  # longer questions are cut: nothing in a question needs more
 HISTORY_TURNS = 2  # earlier questions a follow-up may lean on
@@ -88,6 +89,8 @@ def clean_query(query: object, allow_empty: bool = False) -> str:
     """A question as text to search with; refuses one with nothing to search for."""
     if not isinstance(query, str):
         raise QueryError("the question must be text")
+    if not is_text(query):  # lone surrogates (undecodable bytes): the tokenizer would raise TypeError
+        raise QueryError("the question has bytes that are not UTF-8 text; type it again")
     text = re.sub(r"[\x00-\x08\x0b-\x1f\x7f]", " ", query)[:MAX_QUERY_CHARS]
     text = re.sub(r"\s+", " ", text).strip()
     if not re.search(r"\w", text):

@@ -173,3 +173,109 @@ def test_command_line_is_quiet_on_stderr(corpus_dir: Path, index_dir: Path) -> N
     )
     assert done.returncode == 1 and done.stdout == ""
     assert done.stderr.startswith("error: ") and done.stderr.count("\n") == 1
+
+
+# ---------------------------------------------------------------------------------------------
+# Hostile input: each bad input is one line on stderr and a non-zero exit, never a traceback.
+
+
+def test_index_dir_that_is_a_file_is_an_error(
+    capsys: pytest.CaptureFixture[str], corpus_dir: Path, tmp_path: Path
+) -> None:
+    target = tmp_path / "notes.txt"
+    target.write_text("mine", encoding="utf-8")
+    code, out, err = run(capsys, "index", str(corpus_dir), "--index-dir", str(target), "-q")
+    assert_one_line_error(code, out, err, str(target), "not a folder")
+    assert target.read_text(encoding="utf-8") == "mine"
+    for command in ("search", "ask"):
+        assert_one_line_error(*run(capsys, command, "Rafah", "--index-dir", str(target)), "no index")
+
+
+@pytest.mark.parametrize("question", ["\udcff tents", "tents \ud800 China"])
+def test_question_that_is_not_text_is_an_error(
+    capsys: pytest.CaptureFixture[str], cli_index: Path, question: str
+) -> None:
+    for command in ("search", "ask"):
+        code, out, err = run(capsys, command, question, "--index-dir", str(cli_index))
+        assert_one_line_error(code, out, err, "not UTF-8")
+
+
+def test_question_of_raw_bytes_from_a_shell(cli_index: Path) -> None:
+    """`rag ask $'\\xff tents'`: the bytes reach Python as a lone surrogate."""
+    done = subprocess.run(
+        [sys.executable, "-m", "rag.cli", "ask", b"\xff tents", "--index-dir", str(cli_index)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "RAG_MODEL": "hash:256"},
+        timeout=120,
+    )
+    assert done.returncode == 1 and done.stdout == ""
+    assert done.stderr.startswith("error: ") and done.stderr.count("\n") == 1 and "not UTF-8" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("argv", "words"),
+    [(("search", "Rafah", "-k", "-1"), "k must be 0 or more"), (("ask", "Rafah", "--outlet", " "), "no outlets given")],
+)
+def test_bad_options_are_errors(
+    capsys: pytest.CaptureFixture[str], cli_index: Path, argv: tuple[str, ...], words: str
+) -> None:
+    assert_one_line_error(*run(capsys, *argv, "--index-dir", str(cli_index)), words)
+
+
+def test_file_names_cannot_forge_lines_of_the_report(
+    capsys: pytest.CaptureFixture[str], corpus_dir: Path, index_dir: Path
+) -> None:
+    article = next(corpus_dir.glob("000_*.txt"))
+    article.rename(corpus_dir / "evil\n    added  fake.txt\x1b[2K.txt")
+    with open(os.path.join(os.fsencode(corpus_dir), b"caf\xe9.txt"), "w", encoding="utf-8") as handle:
+        handle.write("Outlet: Latin\n\nA file whose name is not UTF-8.\n")
+    code, out, err = run(capsys, "index", str(corpus_dir), "--index-dir", str(index_dir), "-q")
+    assert code == 0 and not err
+    lines = out.splitlines()
+    assert all(line.startswith(("    added  ", "  warning  ")) for line in lines[:-1]), out
+    assert lines[-1].startswith("5 added")
+    assert f"    added  {corpus_dir}/evil\\n    added  fake.txt\\x1b[2K.txt" in lines
+    assert f"  warning  {corpus_dir}/caf\\xe9.txt: name is not UTF-8 text; rename it to index it" in lines
+    code, out, err = run(capsys, "search", "Rafah", "--index-dir", str(index_dir), "-k", "20")
+    assert code == 0 and "\x1b" not in out and "evil\\n" in out
+
+
+def test_links_out_of_the_sources_are_reported_and_not_indexed(
+    capsys: pytest.CaptureFixture[str], corpus_dir: Path, index_dir: Path, tmp_path: Path
+) -> None:
+    secret = tmp_path / "etc" / "passwd"
+    secret.parent.mkdir()
+    secret.write_text("root:x:0:0:root:/root:/bin/bash\n", encoding="utf-8")
+    (corpus_dir / "passwd.txt").symlink_to(secret)
+    (corpus_dir / "etc").symlink_to(secret.parent, target_is_directory=True)
+    code, out, err = run(capsys, "index", str(corpus_dir), "--index-dir", str(index_dir), "-q")
+    assert code == 0 and "5 added" in out
+    assert f"  warning  {corpus_dir}/passwd.txt: symbolic link to {secret}, outside the files and folders" in out
+    assert f"  warning  {corpus_dir}/etc: symbolic link to {secret.parent}, outside the files and folders" in out
+    code, out, err = run(capsys, "ask", "Who is root?", "--outlet", "passwd", "--index-dir", str(index_dir))
+    assert_one_line_error(code, out, err, "no outlet called 'passwd'")
+    code, out, _ = run(capsys, "search", "root bin bash", "-k", "50", "--json", "--index-dir", str(index_dir))
+    assert code == 0 and "root:x:0:0" not in out
+
+
+def test_a_failing_file_system_or_a_bug_is_still_one_line(
+    capsys: pytest.CaptureFixture[str], corpus_dir: Path, index_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import rag.api
+
+    def denied(*args: object, **kwargs: object) -> None:
+        raise PermissionError(13, "Permission denied", "/srv/index/manifest.json")
+
+    monkeypatch.setattr(rag.api, "build_index", denied)
+    code, out, err = run(capsys, "index", str(corpus_dir), "--index-dir", str(index_dir), "-q")
+    assert_one_line_error(code, out, err, "Permission denied: /srv/index/manifest.json")
+
+    def bug(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("boom\nsecond line")
+
+    monkeypatch.setattr(rag.api, "build_index", bug)
+    code, out, err = run(capsys, "index", str(corpus_dir), "--index-dir", str(index_dir), "-q")
+    assert_one_line_error(code, out, err, "unexpected RuntimeError: boom\\nsecond line", "-v")
+    with pytest.raises(RuntimeError):  # -v: the traceback, for whoever debugs it
+        main(["-v", "index", str(corpus_dir), "--index-dir", str(index_dir), "-q"])

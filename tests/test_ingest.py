@@ -14,7 +14,7 @@ import pytest
 from pypdf import PdfReader, PdfWriter
 
 from rag.errors import IngestError
-from rag.ingest import decode_text, infer_outlet, iter_source_files, parse_header, read_document
+from rag.ingest import decode_text, find_source_files, infer_outlet, iter_source_files, parse_header, read_document
 
 SEEDS = Path(__file__).parent / "data" / "seeds"
 
@@ -522,3 +522,127 @@ def test_iter_source_files_skips_hidden_and_unsupported(tmp_path: Path) -> None:
     assert found == ["a.md", "b.txt", "sub/d.PDF"]
     with pytest.raises(IngestError, match="no such file"):
         list(iter_source_files([tmp_path / "missing"]))
+
+
+# ---------------------------------------------------------------------------------------------
+# Symbolic links: followed only to a target inside the sources, every other one reported.
+
+
+@pytest.fixture
+def linked_tree(tmp_path: Path) -> tuple[Path, Path]:
+    """src/ (the folder indexed) with links of every kind, and outside/ next to it."""
+    outside = tmp_path / "outside"
+    (outside / "private").mkdir(parents=True)
+    (outside / "passwd").write_text("root:x:0:0:root:/root:/bin/bash\n", encoding="utf-8")
+    (outside / "private" / "diary.txt").write_text("Dear diary", encoding="utf-8")
+    src = tmp_path / "src"
+    (src / "articles").mkdir(parents=True)
+    (src / "articles" / "a.txt").write_text("article a", encoding="utf-8")
+    (src / ".hidden").mkdir()
+    (src / ".hidden" / "h.txt").write_text("hidden", encoding="utf-8")
+    (src / "passwd.txt").symlink_to(outside / "passwd")  # a file outside
+    (src / "private").symlink_to(outside / "private", target_is_directory=True)  # a folder outside
+    (src / "latest.txt").symlink_to(Path("articles") / "a.txt")  # a file inside: fine
+    (src / "mirror").symlink_to("articles", target_is_directory=True)  # a folder inside: fine
+    (src / "articles" / "up").symlink_to("..", target_is_directory=True)  # a loop
+    (src / "loop1.txt").symlink_to("loop2.txt")  # a loop of links
+    (src / "loop2.txt").symlink_to("loop1.txt")
+    (src / "gone.txt").symlink_to("nowhere.txt")  # broken
+    (src / "peek.txt").symlink_to(Path(".hidden") / "h.txt")  # inside, but hidden
+    return src, outside
+
+
+def test_links_are_followed_only_inside_the_sources(linked_tree: tuple[Path, Path]) -> None:
+    src, outside = linked_tree
+    found = find_source_files([src])
+    assert [p.relative_to(src).as_posix() for p in found.files] == ["articles/a.txt", "latest.txt", "mirror/a.txt"]
+    reasons = {Path(path).relative_to(src).as_posix(): reason for path, reason in found.skipped}
+    assert reasons["passwd.txt"].startswith(f"symbolic link to {outside / 'passwd'}, outside the files and folders")
+    assert reasons["private"].startswith(f"symbolic link to {outside / 'private'}, outside")
+    assert "loop" in reasons["articles/up"] and "loop" in reasons["loop1.txt"] and "loop" in reasons["loop2.txt"]
+    assert reasons["gone.txt"] == "broken symbolic link (to nowhere.txt); skipped"
+    assert "hidden" in reasons["peek.txt"]
+    # The loop link inside the mirrored folder is met twice, and reported under both names.
+    assert "loop" in reasons["mirror/up"]
+    assert set(reasons) == {"passwd.txt", "private", "gone.txt", "peek.txt", "loop1.txt", "loop2.txt"} | {
+        "articles/up",
+        "mirror/up",
+    }
+    assert len(found.skipped) == 8
+
+
+def test_a_link_target_is_inside_when_it_is_in_any_source(linked_tree: tuple[Path, Path]) -> None:
+    src, outside = linked_tree
+    found = find_source_files([src], roots=[src, outside])
+    names = {p.relative_to(src).as_posix() for p in found.files}
+    assert {"passwd.txt", "private/diary.txt"} <= names
+    assert not any(Path(path).name in ("passwd.txt", "private") for path, _ in found.skipped)
+
+
+def test_a_source_named_explicitly_is_read_even_as_a_link(linked_tree: tuple[Path, Path]) -> None:
+    src, outside = linked_tree
+    assert find_source_files([src / "passwd.txt"]).files == (src / "passwd.txt",)
+    private = find_source_files([src / "private"])
+    assert private.files == (src / "private" / "diary.txt",) and not private.skipped
+
+
+def test_two_links_to_one_folder_and_a_link_inside_a_followed_folder(tmp_path: Path) -> None:
+    (tmp_path / "real").mkdir()
+    (tmp_path / "real" / "x.txt").write_text("x", encoding="utf-8")
+    (tmp_path / "real" / "back").symlink_to(tmp_path, target_is_directory=True)
+    (tmp_path / "a").symlink_to("real", target_is_directory=True)
+    (tmp_path / "b").symlink_to("real", target_is_directory=True)
+    found = find_source_files([tmp_path])
+    assert [p.relative_to(tmp_path).as_posix() for p in found.files] == ["a/x.txt", "real/x.txt"]
+    reasons = {Path(path).relative_to(tmp_path).as_posix(): reason for path, reason in found.skipped}
+    assert reasons == {
+        "a/back": "symbolic link to a folder that contains it (a loop); not followed",
+        "b": f"symbolic link to a folder already read as {tmp_path / 'a'}",
+        "real/back": "symbolic link to a folder that contains it (a loop); not followed",
+    }
+
+
+def test_a_very_deep_folder_is_walked_without_recursion(tmp_path: Path) -> None:
+    """A tree deeper than the recursion limit (an archive can hold one) is walked all the same.
+    The limit is lowered for the test, so the tree on disk stays shallow enough to delete."""
+    import sys
+    import traceback
+
+    deep = tmp_path.joinpath(*["d"] * 300)
+    deep.mkdir(parents=True)
+    (deep / "bottom.txt").write_text("found", encoding="utf-8")
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(len(traceback.extract_stack()) + 100)
+    try:
+        found = find_source_files([tmp_path])
+    finally:
+        sys.setrecursionlimit(limit)
+    assert found.files == (deep / "bottom.txt",)
+
+
+def test_names_that_are_not_utf8_are_skipped_and_reported(tmp_path: Path) -> None:
+    import os
+
+    (tmp_path / "ok.txt").write_text("ok", encoding="utf-8")
+    with open(os.path.join(os.fsencode(tmp_path), b"caf\xe9.txt"), "w", encoding="utf-8") as handle:
+        handle.write("latin-1 name")
+    found = find_source_files([tmp_path])
+    assert found.files == (tmp_path / "ok.txt",)
+    assert found.skipped == ((str(tmp_path / "caf\udce9.txt"), "name is not UTF-8 text; rename it to index it"),)
+
+
+def test_unreadable_folder_is_reported(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    (tmp_path / "locked").mkdir()
+    real_scandir = os.scandir
+
+    def scandir(path: object) -> object:
+        if Path(str(path)).name == "locked":
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_scandir(path)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    assert find_source_files([tmp_path]).skipped == (
+        (str(tmp_path / "locked"), "cannot read folder (Permission denied); skipped"),
+    )

@@ -52,7 +52,7 @@ def _words(text: str) -> str:
 def _serve(index_dir: Path, corpus: Path) -> tuple[Any, str]:
     from rag.chat import build_app, launch
 
-    app = build_app(index_dir, sources_dir=corpus)
+    app = build_app(index_dir, uploads_dir=corpus)
     port = _free_port()
     launch(app, "127.0.0.1", port, block=False, quiet=True)
     return app, f"http://127.0.0.1:{port}/"

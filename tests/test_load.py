@@ -55,7 +55,7 @@ def test_concurrent_clients_and_an_upload(fake_index: Path, corpus_dir: Path, tm
     outlets = list(retriever_for(fake_index).outlets)
     assert load.UPLOAD_OUTLET not in outlets
 
-    app = build_app(fake_index, sources_dir=corpus_dir)
+    app = build_app(fake_index, uploads_dir=corpus_dir)
     port = _free_port()
     launch(app, "127.0.0.1", port, block=False, quiet=True)
     try:

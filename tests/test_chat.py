@@ -7,9 +7,13 @@ articles built with the fast HashEmbedder, so answers can be compared with rag.a
 from __future__ import annotations
 
 import html
+import json
 import os
 import shutil
 import socket
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -40,7 +44,8 @@ from rag.chat import (  # noqa: E402
 )
 from rag.embed import HashEmbedder  # noqa: E402
 from rag.index import build_index  # noqa: E402
-from rag.store import MANIFEST  # noqa: E402
+from rag.cli import main as rag_main  # noqa: E402
+from rag.store import MANIFEST, read_manifest  # noqa: E402
 from rag.types import Answer, Passage, Quote  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -556,3 +561,99 @@ def test_upload_without_outlet_is_filed_under_its_name(tmp_path: Path) -> None:
     assert "**harbour\\_notes**" in ask("How many passengers did the ferry carry?", index_dir=index_dir).text
     again = add_files([upload], index_dir, corpus)  # the same bytes again: recognised, not re-added
     assert not again.added and "already" in again.unchanged[0]
+
+
+def test_uploads_folder_becomes_a_source_that_rag_index_keeps(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    corpus, index_dir = _make_index(tmp_path)
+    uploads = tmp_path / "uploads"
+    article = tmp_path / "solar.txt"
+    article.write_text(NEW_ARTICLE, encoding="utf-8")
+    assert add_files([article], index_dir, uploads).added
+    assert [p.name for p in uploads.iterdir()] == ["solar.txt"]
+    assert read_manifest(index_dir).settings["sources"] == [str(corpus), str(uploads)]
+    # `rag index` with no paths updates from the recorded sources: the upload stays, and a file
+    # put in the uploads folder by hand is picked up too.
+    (uploads / "harbour.txt").write_text(
+        "Title: Ferry\nOutlet: The Harbour Gazette\n\nA ferry carried 310 passengers on Sunday.\n", encoding="utf-8"
+    )
+    capsys.readouterr()
+    assert rag_main(["index", "--index-dir", str(index_dir), "--json", "-q"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["removed"] == [] and report["added"] == [str(uploads / "harbour.txt")]
+    assert "**The Desert Courier**" in ask("How many photovoltaic panels were installed?", index_dir=index_dir).text
+
+
+def _start_serve(clone: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
+    """`rag serve` in the clone, with this checkout's code and the default folders."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")}
+    env.update(PYTHONPATH=str(ROOT), GRADIO_ANALYTICS_ENABLED="False", HF_HUB_OFFLINE="1")
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "rag.cli", "serve", "--port", str(port)],
+            cwd=clone,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+
+
+def _connect(url: str, server: subprocess.Popen[bytes], log: Path, timeout: float = 180) -> Any:
+    """A client once the server answers (it loads the index first)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        assert server.poll() is None, log.read_text(encoding="utf-8", errors="replace")
+        try:
+            return gradio_client.Client(url, verbose=False, download_files=False, analytics_enabled=False)
+        except Exception:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)  # polling for the server to come up, not hiding a race
+
+
+def _stop(server: subprocess.Popen[bytes]) -> None:
+    server.terminate()
+    try:
+        server.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        server.wait()
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
+def test_upload_stays_out_of_git_status_and_survives_a_restart(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A clone, `rag serve` in it with the default folders, a file added on the page: `git status`
+    stays clean, and after a restart the article is still saved, indexed and answered from."""
+    if subprocess.run(["git", "-C", str(ROOT), "rev-parse"], capture_output=True).returncode != 0:
+        pytest.skip("not a git checkout")
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True)
+    monkeypatch.chdir(clone)
+    build_index(["corpus"], "index", embedder=HashEmbedder())  # the fast model: recorded in the index
+    article = tmp_path / "solar plant.txt"
+    article.write_text(NEW_ARTICLE, encoding="utf-8")
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}/"
+    log = tmp_path / "serve.log"
+    question = "How many photovoltaic panels were installed at the crossing?"
+
+    server = _start_serve(clone, port, log)
+    try:
+        client = _connect(url, server, log)
+        status, _, _ = client.predict([gradio_client.handle_file(str(article))], None, api_name="/upload")
+        assert "Added" in status, status
+    finally:
+        _stop(server)
+    assert (clone / "uploads" / "solar_plant.txt").read_text(encoding="utf-8") == NEW_ARTICLE
+    status = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=all"], cwd=clone, capture_output=True, text=True, check=True
+    )
+    assert status.stdout == "", status.stdout
+
+    server = _start_serve(clone, port, log)
+    try:
+        messages, _, _ = _connect(url, server, log).predict(question, None, api_name="/ask")
+        assert "4,200 photovoltaic panels" in _text(messages[-1]) and "**The Desert Courier**" in _text(messages[-1])
+    finally:
+        _stop(server)

@@ -404,10 +404,13 @@ SCROLL_JS = """
     const key = rows.length + ':' + last.innerText;
     if (key === shown) return;
     shown = key;
-    const top = last.getBoundingClientRect().top - log.getBoundingClientRect().top;
-    log.scrollTop = Math.max(0, log.scrollTop + top - 8);
-    const onScreen = last.getBoundingClientRect().top;
-    if (onScreen < 0 || onScreen > window.innerHeight - 80) window.scrollBy(0, onScreen - 8);
+    // The answer's top, under its question when there is one; clear of the chat's label.
+    const before = rows.length > 1 ? rows[rows.length - 2] : null;
+    const from = before && before.classList.contains('user-row') ? before : last;
+    const top = from.getBoundingClientRect().top - log.getBoundingClientRect().top;
+    log.scrollTop = Math.max(0, log.scrollTop + top - 32);
+    const onScreen = log.getBoundingClientRect().top;
+    if (onScreen < 0 || onScreen > window.innerHeight / 2) window.scrollBy(0, onScreen - 8);
   };
   let pending = false;
   new MutationObserver(() => {
@@ -421,7 +424,7 @@ SCROLL_JS = """
 # Narrow screens (phones): the two columns stack, so nothing may insist on being wider.
 PAGE_CSS = """
 @media (max-width: 640px) {
-  .gradio-container { padding-left: 6px !important; padding-right: 6px !important; }
+  .gradio-container .main { padding-left: 8px !important; padding-right: 8px !important; }
   #rag-examples button { flex: 1 1 100% !important; min-width: 0 !important; }
 }
 """
@@ -466,17 +469,12 @@ def _discard_upload_copies(paths: Iterable[Path]) -> None:
             pass
 
 
-class OutletBox(gr.CheckboxGroup):
-    """The outlet checkboxes, which pass on what an API client sends for `ask` to judge: None
-    (all outlets) and outlets an upload added after this page loaded, which gradio's own
-    check against the choices the page was given would refuse."""
-
-    is_template = True  # drawn by the frontend's CheckboxGroup
-
-    def preprocess(self, payload: Any) -> Any:
-        if payload is None or isinstance(payload, str):
-            return payload
-        return list(payload)
+def _uploaded_paths(files: Any) -> list[str]:
+    """The paths of gradio's copies of uploaded files, from the file box's value as sent (one
+    file or a list, each a path or gradio's file record with its "path")."""
+    items = files if isinstance(files, list) else [files]
+    paths = [item.get("path") if isinstance(item, dict) else item for item in items]
+    return [str(path) for path in paths if isinstance(path, str | Path) and str(path)]
 
 
 @dataclass
@@ -577,17 +575,20 @@ def build_app(index_dir: Path, uploads_dir: Path = Path("uploads")) -> gr.Blocks
     retriever = retriever_for(index_dir)
     outlets = list(retriever.outlets)
 
+    # The events take their inputs as sent (preprocess=False): gradio's own check of the outlets
+    # against the choices this page was given would refuse None (all outlets) from an API client
+    # and an outlet another page's upload added since; `ask` judges the outlets instead.
     def respond(
-        question: str, outlets: list[str], conversation: dict[str, list[Any]]
+        question: Any, outlets: Any, conversation: dict[str, list[Any]]
     ) -> Iterator[tuple[list[dict[str, Any]], str, str, dict[str, list[Any]]]]:
         yield from page.turn(question, outlets, conversation)
 
     def upload(
-        files: list[str] | None,
-        outlets: list[str],
+        files: Any,
+        outlets: Any,
         progress: gr.Progress = gr.Progress(track_tqdm=True),  # noqa: B008
     ) -> tuple[str, Any, None]:
-        return page.upload(files, outlets, progress)
+        return page.upload(_uploaded_paths(files), outlets, progress)
 
     with gr.Blocks(title="Ask the news", analytics_enabled=False) as app:
         gr.Markdown(
@@ -624,16 +625,6 @@ def build_app(index_dir: Path, uploads_dir: Path = Path("uploads")) -> gr.Blocks
                 with gr.Row(elem_id="rag-examples"):
                     example_buttons = [gr.Button(text, size="sm", elem_classes=["rag-example"]) for text in EXAMPLES]
                 clear = gr.Button("New conversation", size="sm", variant="secondary")
-                with gr.Accordion("Outlets", open=True):
-                    outlet_box = OutletBox(choices=outlets, value=outlets, show_label=False, elem_id="rag-outlets")
-                with gr.Accordion("Add articles", open=False):
-                    files = gr.File(
-                        label=f"Add .txt, .md, .html or .pdf articles (up to {page.max_bytes // 1_000_000} MB each)",
-                        file_count="multiple",
-                        file_types=sorted(SUFFIXES),
-                        elem_id="rag-upload",
-                    )
-                    upload_status = gr.HTML("", elem_id="rag-upload-status", js_on_load=None)
             with gr.Column(scale=2, min_width=300):
                 gr.Markdown("### Sources")
                 sources = gr.HTML(
@@ -643,14 +634,26 @@ def build_app(index_dir: Path, uploads_dir: Path = Path("uploads")) -> gr.Blocks
                     js_on_load=None,
                     max_height=640,
                 )
+        # Below both columns: on a phone the sources come right after the chat.
+        with gr.Accordion("Outlets", open=True):
+            outlet_box = gr.CheckboxGroup(choices=outlets, value=outlets, show_label=False, elem_id="rag-outlets")
+        with gr.Accordion("Add articles", open=False):
+            files = gr.File(
+                label=f"Add .txt, .md, .html or .pdf articles (up to {page.max_bytes // 1_000_000} MB each)",
+                file_count="multiple",
+                file_types=sorted(SUFFIXES),
+                elem_id="rag-upload",
+            )
+            upload_status = gr.HTML("", elem_id="rag-upload-status", js_on_load=None)
 
         turn_inputs = [question, outlet_box, conversation]
         turn_outputs = [chatbot, sources, question, conversation]
-        send.click(respond, turn_inputs, turn_outputs, api_name="ask", show_progress="minimal")
-        question.submit(respond, turn_inputs, turn_outputs, api_visibility="private", show_progress="minimal")
+        as_sent: dict[str, Any] = {"preprocess": False, "show_progress": "minimal"}
+        send.click(respond, turn_inputs, turn_outputs, api_name="ask", **as_sent)
+        question.submit(respond, turn_inputs, turn_outputs, api_visibility="private", **as_sent)
         for button, text in zip(example_buttons, EXAMPLES, strict=True):
             button.click(lambda t=text: t, None, question, api_visibility="private", queue=False).then(
-                respond, turn_inputs, turn_outputs, api_visibility="private", show_progress="minimal"
+                respond, turn_inputs, turn_outputs, api_visibility="private", **as_sent
             )
         clear.click(page.clear, None, turn_outputs, api_name="clear")
         chatbot.clear(page.clear, None, turn_outputs, api_visibility="private")  # the chat's own bin icon
@@ -661,6 +664,7 @@ def build_app(index_dir: Path, uploads_dir: Path = Path("uploads")) -> gr.Blocks
             [files, outlet_box],
             [upload_status, outlet_box, files],
             api_name="upload",
+            preprocess=False,
             show_progress="full",
             show_progress_on=[upload_status],
         )

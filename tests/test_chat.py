@@ -42,9 +42,9 @@ from rag.chat import (  # noqa: E402
     sources_html,
     unique_destination,
 )
+from rag.cli import main as rag_main  # noqa: E402
 from rag.embed import HashEmbedder  # noqa: E402
 from rag.index import build_index  # noqa: E402
-from rag.cli import main as rag_main  # noqa: E402
 from rag.store import MANIFEST, read_manifest  # noqa: E402
 from rag.types import Answer, Passage, Quote  # noqa: E402
 

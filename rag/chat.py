@@ -170,6 +170,8 @@ def sources_html(answer: Answer | None) -> str:
     passages = merge_passages(answer.passages)
     quoted = [p for p in passages if quote_spans(p, answer.quotes)]
     rest = [p for p in passages if not quote_spans(p, answer.quotes)]
+    # In the order the answer quotes them.
+    quoted.sort(key=lambda p: min(n for n, q in enumerate(answer.quotes) if quote_spans(p, [q])))
     if answer.abstained or not quoted:
         note = "None of the passages found answers the question."
         summary = f"Show the {_plural(len(rest), 'closest passage')}"
@@ -421,13 +423,16 @@ SCROLL_JS = """
 }
 """.replace("WAITING_TEXT", json.dumps(SEARCHING_TEXT.strip("_")))
 
-# Narrow screens (phones): the two columns stack, so nothing may insist on being wider.
-PAGE_CSS = """
+# Narrow screens (phones): the columns stack, and the page's side margins and the chat's bubble
+# margins give their room to the text. A <style> in the head, as gradio scopes `css=` to its
+# content and the page margin is outside it.
+PAGE_HEAD = """<style>
 @media (max-width: 640px) {
   .gradio-container .main { padding-left: 8px !important; padding-right: 8px !important; }
   #rag-examples button { flex: 1 1 100% !important; min-width: 0 !important; }
+  #rag-chat .message-row { margin-left: 2px !important; margin-right: 2px !important; max-width: 100% !important; }
 }
-"""
+</style>"""
 
 
 def _new_conversation() -> dict[str, list[Any]]:
@@ -686,7 +691,7 @@ def launch(app: gr.Blocks, host: str = "127.0.0.1", port: int = 7860, block: boo
         ssr_mode=False,
         footer_links=["api"],
         js=SCROLL_JS,
-        css=PAGE_CSS,
+        head=PAGE_HEAD,
     )
 
 

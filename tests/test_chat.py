@@ -199,6 +199,10 @@ def test_sources_show_quoted_passages_first_each_sentence_once_the_rest_behind_m
     shown, _, more = abstained.partition("<details")
     assert "None of the passages found answers the question." in shown and 'class="rag-passage' not in shown
     assert "<summary>Show the 2 closest passages</summary>" in more
+    # Quoted passages come in the order of the answer's quotes.
+    later = _passage("Another outlet's sentence.", 0, doc_id="d5")
+    two = Answer(text="x", quotes=(_quote(later.text, 0, doc_id="d5"), quote), passages=(answer.passages[0], later))
+    assert sources_html(two).index("Another outlet") < sources_html(two).index("The second sentence")
     # Everything quoted: no control.
     assert "<details" not in sources_html(Answer(text="x", quotes=(quote,), passages=(_doc_passage(0, 117),)))
 

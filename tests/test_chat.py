@@ -661,3 +661,18 @@ def test_upload_stays_out_of_git_status_and_survives_a_restart(tmp_path: Path, m
         assert "4,200 photovoltaic panels" in _text(messages[-1]) and "**The Desert Courier**" in _text(messages[-1])
     finally:
         _stop(server)
+
+
+def test_rag_serve_takes_the_uploads_folder_from_the_flag_or_the_environment(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import rag.chat
+
+    served: list[Path] = []
+    monkeypatch.setattr(rag.chat, "serve", lambda **kwargs: served.append(kwargs["uploads_dir"]))
+    monkeypatch.delenv("RAG_UPLOADS_DIR", raising=False)
+    assert rag_main(["serve"]) == 0
+    monkeypatch.setenv("RAG_UPLOADS_DIR", str(tmp_path / "from-env"))
+    assert rag_main(["serve"]) == 0
+    assert rag_main(["serve", "--uploads-dir", str(tmp_path / "from-flag")]) == 0
+    assert served == [Path("uploads"), tmp_path / "from-env", tmp_path / "from-flag"]

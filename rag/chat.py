@@ -12,14 +12,15 @@ sources, after which the retriever reloads the new index (rag.retrieve.get_retri
 from __future__ import annotations
 
 import html
+import json
 import logging
 import re
 import tempfile
 import threading
 import time
 import unicodedata
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -129,18 +130,58 @@ def passage_html(passage: Passage, quotes: Sequence[Quote]) -> str:
     )
 
 
+def merge_passages(passages: Sequence[Passage]) -> list[Passage]:
+    """Passages with overlapping or touching passages of the same document joined into one, so
+    no sentence is shown (or highlighted) twice; in the order of each group's first passage."""
+    groups: dict[str, list[tuple[int, Passage]]] = {}
+    for rank, passage in enumerate(passages):
+        groups.setdefault(passage.doc_id or passage.source, []).append((rank, passage))
+    merged: list[tuple[int, Passage]] = []
+    for group in groups.values():
+        group.sort(key=lambda item: (item[1].start, -item[1].end))
+        rank, current = group[0]
+        for next_rank, passage in group[1:]:
+            at = passage.start - current.start  # >= 0: sorted by start
+            shared = min(current.end, passage.end) - passage.start
+            # Offsets index one document text, so the shared part must read the same in both;
+            # when it does not (a stale index), they stay two passages rather than a wrong one.
+            if shared >= 0 and passage.text[:shared] == current.text[at : at + shared]:
+                if passage.end > current.end:
+                    current = replace(current, text=current.text + passage.text[shared:], end=passage.end)
+                current = replace(current, score=max(current.score, passage.score))
+                rank = min(rank, next_rank)
+            else:
+                merged.append((rank, current))
+                rank, current = next_rank, passage
+        merged.append((rank, current))
+    return [p for _, p in sorted(merged, key=lambda item: item[0])]
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
 def sources_html(answer: Answer | None) -> str:
-    """The sources panel for an answer: each passage with its outlet, headline, date and file,
-    the quoted sentences marked; passages quoted from first."""
+    """The sources panel for an answer: the passages quoted from, each with its outlet, headline,
+    date and file and the quoted sentences marked; overlapping passages of one article merged;
+    the other passages found behind a "more passages" control."""
     if answer is None or not answer.passages:
         return SOURCES_PLACEHOLDER
-    passages = sorted(answer.passages, key=lambda p: not quote_spans(p, answer.quotes))
-    if answer.abstained:
-        note = "None of these passages answers the question; they are the closest ones found."
+    passages = merge_passages(answer.passages)
+    quoted = [p for p in passages if quote_spans(p, answer.quotes)]
+    rest = [p for p in passages if not quote_spans(p, answer.quotes)]
+    # In the order the answer quotes them.
+    quoted.sort(key=lambda p: min(n for n, q in enumerate(answer.quotes) if quote_spans(p, [q])))
+    if answer.abstained or not quoted:
+        note = "None of the passages found answers the question."
+        summary = f"Show the {_plural(len(rest), 'closest passage')}"
     else:
-        used = sum(1 for p in passages if quote_spans(p, answer.quotes))
-        note = f"{used} of {len(passages)} passages quoted; quoted sentences are highlighted."
-    body = "".join(passage_html(p, answer.quotes) for p in passages)
+        note = f"{_plural(len(quoted), 'passage')} quoted; quoted sentences are highlighted."
+        summary = f"{_plural(len(rest), 'more passage')} found but not quoted"
+    body = "".join(passage_html(p, answer.quotes) for p in quoted)
+    if rest:
+        hidden = "".join(passage_html(p, answer.quotes) for p in rest)
+        body += f'<details class="rag-more"><summary>{escape(summary)}</summary>{hidden}</details>'
     return f'<div class="rag-sources"><p class="rag-note">{escape(note)}</p>{body}</div>'
 
 
@@ -224,11 +265,11 @@ def _covered(path: Path, sources: Sequence[str]) -> bool:
 def add_files(
     files: Sequence[str | Path],
     index_dir: Path,
-    sources_dir: Path,
+    uploads_dir: Path,
     max_bytes: int = DEFAULT_MAX_BYTES,
     progress: Any = None,
 ) -> UploadResult:
-    """Check, save and index uploaded files. A rejected file is not left in `sources_dir`, and the
+    """Check, save and index uploaded files. A rejected file is not left in `uploads_dir`, and the
     index is only replaced when something was added (build_index commits atomically)."""
     result = UploadResult()
     retriever = retriever_for(index_dir)
@@ -239,7 +280,7 @@ def add_files(
         if progress is not None:
             progress(fraction, desc=desc)
 
-    sources_dir.mkdir(parents=True, exist_ok=True)
+    uploads_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="rag-upload-") as staging:
         for number, upload in enumerate(files, 1):
             upload_path = Path(upload)
@@ -274,7 +315,7 @@ def add_files(
             if doc.doc_id in known:
                 result.unchanged.append(f"{shown}: already in the index as {escape(Path(known[doc.doc_id]).name)}")
                 continue
-            destination, same = unique_destination(sources_dir, name, data)
+            destination, same = unique_destination(uploads_dir, name, data)
             if same:
                 result.unchanged.append(f"{shown}: already saved as {escape(destination.name)}")
                 continue
@@ -294,11 +335,9 @@ def add_files(
         missing = [s for s in sources if not Path(s).exists()]
         if missing:
             raise RagError(f"the index's source {missing[0]} is not there (start the app where the index was built)")
-        if not sources:
-            sources = [str(sources_dir)]
-        for path, _ in written:
-            if not _covered(path, sources):
-                sources.append(str(path))
+        # The uploads folder itself becomes a source, so `rag index` (no paths) keeps every upload.
+        if not _covered(uploads_dir, sources):
+            sources.append(str(uploads_dir))
         step(0.4, "Embedding the new articles")
         report = build_index(sources, index_dir, settings=settings, progress=progress is not None)
     except RagError as exc:
@@ -343,25 +382,127 @@ def add_files(
 # ---------------------------------------------------------------------------------------------
 # The page.
 
+SEARCHING_TEXT = "_Searching the articles…_"
+SEARCHING_PANEL = '<p class="rag-empty">Looking for the passages…</p>'
+
+# The page's own scrolling (the chat's autoscroll is off): while a question is being answered the
+# end of the conversation is shown (the question and the working indicator); when the answer
+# arrives its top is brought into view, in the chat and in the window, so it reads from its start.
+SCROLL_JS = """
+() => {
+  const waiting = WAITING_TEXT;
+  let shown = null;
+  const settle = () => {
+    const chat = document.querySelector('#rag-chat');
+    const log = chat && chat.querySelector('[role=log]');
+    const rows = chat ? chat.querySelectorAll('.message-row') : [];
+    if (!log || rows.length === 0) { shown = null; return; }
+    const last = rows[rows.length - 1];
+    if (last.classList.contains('user-row') || last.innerText.includes(waiting)) {
+      log.scrollTop = log.scrollHeight;
+      shown = null;
+      return;
+    }
+    const key = rows.length + ':' + last.innerText;
+    if (key === shown) return;
+    shown = key;
+    // The answer's top, under its question when there is one; clear of the chat's label.
+    const before = rows.length > 1 ? rows[rows.length - 2] : null;
+    const from = before && before.classList.contains('user-row') ? before : last;
+    const top = from.getBoundingClientRect().top - log.getBoundingClientRect().top;
+    log.scrollTop = Math.max(0, log.scrollTop + top - 32);
+    const onScreen = log.getBoundingClientRect().top;
+    if (onScreen < 0 || onScreen > window.innerHeight / 2) window.scrollBy(0, onScreen - 8);
+  };
+  let pending = false;
+  new MutationObserver(() => {
+    if (pending) return;
+    pending = true;
+    requestAnimationFrame(() => { pending = false; settle(); });
+  }).observe(document.body, {childList: true, subtree: true, characterData: true});
+}
+""".replace("WAITING_TEXT", json.dumps(SEARCHING_TEXT.strip("_")))
+
+# Narrow screens (phones): the columns stack, and the page's side margins and the chat's bubble
+# margins give their room to the text. A <style> in the head, as gradio scopes `css=` to its
+# content and the page margin is outside it.
+PAGE_HEAD = """<style>
+@media (max-width: 640px) {
+  .gradio-container .main { padding-left: 8px !important; padding-right: 8px !important; }
+  #rag-examples button { flex: 1 1 100% !important; min-width: 0 !important; }
+  #rag-chat .message-row { margin-left: 2px !important; margin-right: 2px !important; max-width: 100% !important; }
+}
+</style>"""
+
 
 def _new_conversation() -> dict[str, list[Any]]:
     return {"messages": [], "questions": []}
 
 
-def _outlet_filter(selected: Sequence[str] | None, retriever: Retriever) -> list[str] | None:
-    """None (all outlets) when every known outlet is ticked, else the ticked ones."""
-    chosen = [o for o in (selected or []) if isinstance(o, str) and o.strip()]
+def _outlet_filter(selected: Sequence[str] | str | None, retriever: Retriever) -> list[str] | None:
+    """None (all outlets) when none were given or every known outlet is ticked, else the ticked ones."""
+    if selected is None:
+        return None
+    if isinstance(selected, str):  # one name from an API client, not a list of letters
+        selected = [selected]
+    chosen = [o for o in selected if isinstance(o, str) and o.strip()]
     if set(retriever.outlets) <= set(chosen):
         return None
     return chosen
 
 
+def _in_upload_cache(path: Path) -> bool:
+    """Whether `path` is a copy gradio made of an upload (in its temporary upload folder)."""
+    from gradio.utils import get_upload_folder
+
+    try:
+        return path.resolve().is_relative_to(Path(get_upload_folder()).resolve())
+    except OSError:
+        return False
+
+
+def _discard_upload_copies(paths: Iterable[Path]) -> None:
+    """Delete gradio's temporary copies of uploads once they are saved (or rejected): the kept
+    copy is the one in the uploads folder, nothing stays in the system's temporary folder."""
+    for path in paths:
+        if not _in_upload_cache(path):
+            continue  # a file the caller owns (tests, Python callers): never delete it
+        try:
+            path.unlink(missing_ok=True)
+            path.parent.rmdir()  # gradio's per-upload folder, when it is now empty
+        except OSError:
+            pass
+
+
+def _uploaded_paths(files: Any) -> list[str]:
+    """The paths of gradio's copies of uploaded files, from the file box's value as sent (one
+    file or a list, each a path or gradio's file record with its "path")."""
+    items = files if isinstance(files, list) else [files]
+    paths = [item.get("path") if isinstance(item, dict) else item for item in items]
+    return [str(path) for path in paths if isinstance(path, str | Path) and str(path)]
+
+
 @dataclass
 class ChatPage:
     index_dir: Path
-    sources_dir: Path
+    uploads_dir: Path
     max_bytes: int = DEFAULT_MAX_BYTES
     _upload_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def turn(
+        self, question: str, outlets: list[str] | None, conversation: dict[str, list[Any]] | None
+    ) -> Iterator[tuple[list[dict[str, Any]], str, str, dict[str, list[Any]]]]:
+        """One turn as the page shows it: first the question with a working indicator, then the
+        answer (`respond`). API clients get the last of the two."""
+        conversation = conversation or _new_conversation()
+        if isinstance(question, str) and question.strip():
+            waiting = [
+                *conversation["messages"],
+                {"role": "user", "content": md_literal(question)},
+                {"role": "assistant", "content": SEARCHING_TEXT},
+            ]
+            yield waiting, SEARCHING_PANEL, "", conversation
+        yield self.respond(question, outlets, conversation)
 
     def respond(
         self, question: str, outlets: list[str] | None, conversation: dict[str, list[Any]] | None
@@ -415,49 +556,57 @@ class ChatPage:
         try:
             before = set(retriever_for(self.index_dir).outlets)
             with self._upload_lock:
-                result = add_files(files, self.index_dir, self.sources_dir, self.max_bytes, progress)
+                result = add_files(files, self.index_dir, self.uploads_dir, self.max_bytes, progress)
             after = retriever_for(self.index_dir).outlets
         except RagError as exc:
             return UploadResult(error=str(exc)).html(), gr.skip(), None
         except Exception as exc:  # one line for the person; the traceback goes to the log
             log.exception("adding %s failed", files)
             return UploadResult(error=f"adding the files failed ({type(exc).__name__})").html(), gr.skip(), None
-        ticked = [o for o in (outlets or []) if o in after] + [o for o in after if o not in before]
+        finally:
+            _discard_upload_copies(Path(f) for f in files)
+        kept = list(after) if outlets is None else [o for o in outlets if o in after]
+        ticked = kept + [o for o in after if o not in before and o not in kept]
         return result.html(), gr.CheckboxGroup(choices=list(after), value=ticked), None
 
 
-def build_app(index_dir: Path, sources_dir: Path = Path("corpus")) -> gr.Blocks:
-    """The chat page for the index in `index_dir`; uploads are saved in `sources_dir`.
+def build_app(index_dir: Path, uploads_dir: Path = Path("uploads")) -> gr.Blocks:
+    """The chat page for the index in `index_dir`; uploads are saved in `uploads_dir`.
 
-    The model and index are loaded here, once. API names: /ask, /clear, /upload."""
+    The model and index are loaded here, once. API names: /ask, /clear, /upload. Serve it with
+    `launch`, which adds the page's script and style."""
     index_dir = Path(index_dir)
-    page = ChatPage(index_dir=index_dir, sources_dir=Path(sources_dir))
+    page = ChatPage(index_dir=index_dir, uploads_dir=Path(uploads_dir))
     retriever = retriever_for(index_dir)
     outlets = list(retriever.outlets)
 
+    # The events take their inputs as sent (preprocess=False): gradio's own check of the outlets
+    # against the choices this page was given would refuse None (all outlets) from an API client
+    # and an outlet another page's upload added since; `ask` judges the outlets instead.
     def respond(
-        question: str, outlets: list[str], conversation: dict[str, list[Any]]
-    ) -> tuple[list[dict[str, Any]], str, str, dict[str, list[Any]]]:
-        return page.respond(question, outlets, conversation)
+        question: Any, outlets: Any, conversation: dict[str, list[Any]]
+    ) -> Iterator[tuple[list[dict[str, Any]], str, str, dict[str, list[Any]]]]:
+        yield from page.turn(question, outlets, conversation)
 
     def upload(
-        files: list[str] | None,
-        outlets: list[str],
+        files: Any,
+        outlets: Any,
         progress: gr.Progress = gr.Progress(track_tqdm=True),  # noqa: B008
     ) -> tuple[str, Any, None]:
-        return page.upload(files, outlets, progress)
+        return page.upload(_uploaded_paths(files), outlets, progress)
 
     with gr.Blocks(title="Ask the news", analytics_enabled=False) as app:
         gr.Markdown(
             "## Ask the news\nAnswers are sentences quoted verbatim from the articles, each attributed to its "
-            "outlet. The passages they come from are on the right, quoted sentences highlighted."
+            "outlet. Under *Sources* are the passages they come from, quoted sentences highlighted."
         )
         conversation = gr.State(_new_conversation())
         with gr.Row(equal_height=False):
-            with gr.Column(scale=3, min_width=360):
+            with gr.Column(scale=3, min_width=300):
                 chatbot = gr.Chatbot(
                     label="Conversation",
                     height=520,
+                    autoscroll=False,  # SCROLL_JS shows a new answer from its top, not its end
                     sanitize_html=True,
                     render_markdown=True,
                     latex_delimiters=[],  # "$5 million ... $7" is money, not mathematics
@@ -471,28 +620,17 @@ def build_app(index_dir: Path, sources_dir: Path = Path("corpus")) -> gr.Blocks:
                         placeholder="Ask about the articles; follow-up questions keep the conversation",
                         show_label=False,
                         scale=5,
+                        min_width=160,
                         max_length=2000,
                         elem_id="rag-question",
                         autofocus=True,
                     )
-                    send = gr.Button("Ask", variant="primary", scale=1, min_width=80, elem_id="rag-ask")
+                    send = gr.Button("Ask", variant="primary", scale=1, min_width=70, elem_id="rag-ask")
                 gr.Markdown("Examples:")
-                with gr.Row():
+                with gr.Row(elem_id="rag-examples"):
                     example_buttons = [gr.Button(text, size="sm", elem_classes=["rag-example"]) for text in EXAMPLES]
                 clear = gr.Button("New conversation", size="sm", variant="secondary")
-                with gr.Accordion("Outlets", open=True):
-                    outlet_box = gr.CheckboxGroup(
-                        choices=outlets, value=outlets, show_label=False, elem_id="rag-outlets"
-                    )
-                with gr.Accordion("Add articles", open=False):
-                    files = gr.File(
-                        label=f"Add .txt, .md, .html or .pdf articles (up to {page.max_bytes // 1_000_000} MB each)",
-                        file_count="multiple",
-                        file_types=sorted(SUFFIXES),
-                        elem_id="rag-upload",
-                    )
-                    upload_status = gr.HTML("", elem_id="rag-upload-status", js_on_load=None)
-            with gr.Column(scale=2, min_width=320):
+            with gr.Column(scale=2, min_width=300):
                 gr.Markdown("### Sources")
                 sources = gr.HTML(
                     SOURCES_PLACEHOLDER,
@@ -501,19 +639,26 @@ def build_app(index_dir: Path, sources_dir: Path = Path("corpus")) -> gr.Blocks:
                     js_on_load=None,
                     max_height=640,
                 )
+        # Below both columns: on a phone the sources come right after the chat.
+        with gr.Accordion("Outlets", open=True):
+            outlet_box = gr.CheckboxGroup(choices=outlets, value=outlets, show_label=False, elem_id="rag-outlets")
+        with gr.Accordion("Add articles", open=False):
+            files = gr.File(
+                label=f"Add .txt, .md, .html or .pdf articles (up to {page.max_bytes // 1_000_000} MB each)",
+                file_count="multiple",
+                file_types=sorted(SUFFIXES),
+                elem_id="rag-upload",
+            )
+            upload_status = gr.HTML("", elem_id="rag-upload-status", js_on_load=None)
 
+        turn_inputs = [question, outlet_box, conversation]
         turn_outputs = [chatbot, sources, question, conversation]
-        send.click(respond, [question, outlet_box, conversation], turn_outputs, api_name="ask", show_progress="minimal")
-        question.submit(
-            respond,
-            [question, outlet_box, conversation],
-            turn_outputs,
-            api_visibility="private",
-            show_progress="minimal",
-        )
+        as_sent: dict[str, Any] = {"preprocess": False, "show_progress": "minimal"}
+        send.click(respond, turn_inputs, turn_outputs, api_name="ask", **as_sent)
+        question.submit(respond, turn_inputs, turn_outputs, api_visibility="private", **as_sent)
         for button, text in zip(example_buttons, EXAMPLES, strict=True):
             button.click(lambda t=text: t, None, question, api_visibility="private", queue=False).then(
-                respond, [question, outlet_box, conversation], turn_outputs, api_visibility="private"
+                respond, turn_inputs, turn_outputs, api_visibility="private", **as_sent
             )
         clear.click(page.clear, None, turn_outputs, api_name="clear")
         chatbot.clear(page.clear, None, turn_outputs, api_visibility="private")  # the chat's own bin icon
@@ -524,6 +669,7 @@ def build_app(index_dir: Path, sources_dir: Path = Path("corpus")) -> gr.Blocks:
             [files, outlet_box],
             [upload_status, outlet_box, files],
             api_name="upload",
+            preprocess=False,
             show_progress="full",
             show_progress_on=[upload_status],
         )
@@ -544,17 +690,29 @@ def launch(app: gr.Blocks, host: str = "127.0.0.1", port: int = 7860, block: boo
         max_file_size=DEFAULT_MAX_BYTES,
         ssr_mode=False,
         footer_links=["api"],
+        js=SCROLL_JS,
+        head=PAGE_HEAD,
     )
 
 
-def serve(index_dir: Path, host: str = "127.0.0.1", port: int = 7860, sources_dir: Path = Path("corpus")) -> None:
-    """Build the page (loading the model and index) and serve it until interrupted."""
-    index_dir, sources_dir = Path(index_dir), Path(sources_dir)
-    if not (index_dir / MANIFEST).exists() and sources_dir.is_dir():
-        print(f"No index in {index_dir} yet; building it from {sources_dir} ...", flush=True)
-        print(build_index([sources_dir], index_dir).summary(), flush=True)
-    app = build_app(index_dir, sources_dir)
+def serve(
+    index_dir: Path,
+    host: str = "127.0.0.1",
+    port: int = 7860,
+    uploads_dir: Path = Path("uploads"),
+    corpus_dir: Path = Path("corpus"),
+) -> None:
+    """Build the page (loading the model and index) and serve it until interrupted. Without an
+    index yet, one is built from `corpus_dir` and the uploads kept in `uploads_dir`."""
+    index_dir, uploads_dir, corpus_dir = Path(index_dir), Path(uploads_dir), Path(corpus_dir)
+    if not (index_dir / MANIFEST).exists():
+        sources = [d for d in (corpus_dir, uploads_dir) if d.is_dir() and any(d.iterdir())]
+        if sources:
+            print(f"No index in {index_dir} yet; building it from {', '.join(map(str, sources))} ...", flush=True)
+            print(build_index(sources, index_dir).summary(), flush=True)
+    app = build_app(index_dir, uploads_dir)
     if host not in ("127.0.0.1", "localhost", "::1"):
         log.warning("serving on %s: anyone who can reach this address can use the chat and add files", host)
-    print(f"Serving the chat at http://{host}:{port}/  (Ctrl+C to stop)", flush=True)
+    print(f"Serving the chat at http://{host}:{port}/  (uploads are kept in {uploads_dir})", flush=True)
+    print("Ctrl+C to stop", flush=True)
     launch(app, host, port, block=True, quiet=True)

@@ -92,7 +92,8 @@ def cmd_ask(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     from rag.chat import serve
 
-    serve(index_dir=_index_dir(args), host=args.host, port=args.port)
+    uploads_dir = Path(args.uploads_dir or os.environ.get("RAG_UPLOADS_DIR") or "uploads")
+    serve(index_dir=_index_dir(args), host=args.host, port=args.port, uploads_dir=uploads_dir)
     return 0
 
 
@@ -148,6 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = with_index(sub.add_parser("serve", help="the web chat"))
     p.add_argument("--host", default=os.environ.get("RAG_HOST", "127.0.0.1"))
     p.add_argument("--port", type=int, default=int(os.environ.get("RAG_PORT", "7860")))
+    p.add_argument("--uploads-dir", help="where files added on the page are kept (default $RAG_UPLOADS_DIR, ./uploads)")
     p.set_defaults(func=cmd_serve)
 
     p = with_index(sub.add_parser("eval", help="score a QA file or a benchmark query file against an index"))

@@ -421,11 +421,17 @@ def _is_link_text(html: str, text: str) -> bool:
     return len(re.findall(r"\w+", rest)) < 0.2 * words
 
 
+def _unreadable_pdf(data: bytes) -> str:
+    """Why a PDF could not be read, in words a person can act on (not pypdf's exception name)."""
+    if b"%PDF-" not in data[:1024]:
+        return "cannot read PDF: the file is not a PDF (perhaps another kind of file renamed to .pdf)"
+    return "cannot read PDF: the file is damaged or incomplete; open it in a PDF viewer and save or export it again"
+
+
 def _read_pdf(path: Path, data: bytes) -> Document:
     import io
 
     from pypdf import PdfReader
-    from pypdf.errors import PdfReadError
 
     logging.getLogger("pypdf").setLevel(logging.ERROR)
     try:
@@ -453,10 +459,8 @@ def _read_pdf(path: Path, data: bytes) -> Document:
         info: Any = reader.metadata or {}
     except IngestError:
         raise
-    except (PdfReadError, ValueError, KeyError, TypeError, AttributeError, OSError, RecursionError) as exc:
-        raise IngestError(str(path), f"cannot read PDF ({type(exc).__name__}: it may be damaged)") from exc
     except Exception as exc:  # pypdf surfaces many internal errors on corrupt files
-        raise IngestError(str(path), f"cannot read PDF ({type(exc).__name__}: it may be damaged)") from exc
+        raise IngestError(str(path), _unreadable_pdf(data)) from exc
     text = "".join(parts)
     if not text.strip():
         raise IngestError(str(path), "PDF has no text layer (a scan?); run OCR on it first")

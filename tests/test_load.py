@@ -55,7 +55,8 @@ def test_concurrent_clients_and_an_upload(fake_index: Path, corpus_dir: Path, tm
     outlets = list(retriever_for(fake_index).outlets)
     assert load.UPLOAD_OUTLET not in outlets
 
-    app = build_app(fake_index, sources_dir=corpus_dir)
+    uploads = tmp_path / "uploads"
+    app = build_app(fake_index, uploads_dir=uploads)
     port = _free_port()
     launch(app, "127.0.0.1", port, block=False, quiet=True)
     try:
@@ -93,11 +94,12 @@ def test_concurrent_clients_and_an_upload(fake_index: Path, corpus_dir: Path, tm
     # The other pages keep the outlets they showed and ticked, so they keep answering from those.
     later = [t for t in run.turns if t.question == load.UPLOAD_QUESTION and t.started >= upload.ended]
     assert all(load.UPLOAD_ANSWER not in t.reply for t in later)
-    saved = [p.name for p in corpus_dir.iterdir() if "solar" in p.name]
+    saved = [p.name for p in uploads.iterdir() if "solar" in p.name]
     assert saved == ["solar_plant.txt"]
+    assert not [p for p in corpus_dir.iterdir() if "solar" in p.name]
 
 
-def test_verify_catches_cross_talk_and_stale_answers(fake_index: Path, corpus_dir: Path, tmp_path: Path) -> None:
+def test_verify_catches_cross_talk_and_stale_answers(fake_index: Path, tmp_path: Path) -> None:
     """The checker itself: an answer meant for another question, or from the index as it was
     after the swap, is reported; the right one is not."""
     before = tmp_path / "index-before"
@@ -116,7 +118,7 @@ def test_verify_catches_cross_talk_and_stale_answers(fake_index: Path, corpus_di
 
     upload_file = tmp_path / "solar.txt"
     upload_file.write_text(load.UPLOAD_ARTICLE, encoding="utf-8")
-    assert add_files([upload_file], fake_index, corpus_dir).added
+    assert add_files([upload_file], fake_index, tmp_path / "uploads").added
     everything = [*outlets, load.UPLOAD_OUTLET]
     stale = ask(load.UPLOAD_QUESTION, index_dir=before).text
     fresh = ask(load.UPLOAD_QUESTION, index_dir=fake_index).text

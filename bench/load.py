@@ -319,7 +319,7 @@ def verify(run: LoadRun, before: Path, after: Path) -> list[str]:
         match = next((a for a in answers if a[0] == turn.reply), None)
         if match is None:
             problems.append(f"client {turn.client}: {turn.question!r} after {list(turn.history)} got {turn.reply!r}")
-        elif not (match[1] and turn.reply == ABSTAIN_TEXT or not match[1] and quotes_an_outlet(turn.reply, match[2])):
+        elif not (match[1] and ABSTAIN_TEXT in turn.reply or not match[1] and quotes_an_outlet(turn.reply, match[2])):
             problems.append(f"client {turn.client}: {turn.question!r} neither quotes nor abstains: {turn.reply!r}")
     return problems
 

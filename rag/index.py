@@ -288,7 +288,7 @@ def _read_sources(
             read.append((str(path), read_document(path, max_bytes=settings.max_file_bytes)))
         except IngestError as exc:
             rejected.append((exc.path, exc.reason))
-            log.warning("rejected %s", exc)
+            log.info("rejected %s", exc)  # the report lists it: a warning here would print it twice
             read.append((str(path), None))
     # The same article under two names is indexed once: under the name it is already indexed
     # under, else the first name. A new copy of an indexed file is the one skipped.

@@ -34,7 +34,7 @@ from rag.lexical import LexicalIndex
 from rag.locks import file_lock
 from rag.types import Chunk, Document
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: document text is the whole file, with body_start
 MANIFEST = "manifest.json"
 LOCK = ".lock"
 
@@ -166,6 +166,7 @@ def document_to_json(doc: Document) -> dict[str, Any]:
         "date": doc.date,
         "url": doc.url,
         "pages": [list(p) for p in doc.pages],
+        "body_start": doc.body_start,
         "text": doc.text,
     }
 
@@ -181,6 +182,7 @@ def document_from_json(data: dict[str, Any]) -> Document:
         date=data.get("date", ""),
         url=data.get("url", ""),
         pages=tuple((int(a), int(b)) for a, b in data.get("pages", [])),
+        body_start=int(data.get("body_start", 0)),
     )
 
 

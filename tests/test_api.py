@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,31 @@ from rag.store import MANIFEST, read_manifest
 
 FAKE = BuildSettings(model="hash:256")
 TENTS = "How many tents did Israel order from China?"
+REPO = Path(__file__).resolve().parents[1]
+SEED_FILES = (Path("/work/shared/eval/seed_qa.jsonl"), REPO / "tests" / "data" / "seed_dev.jsonl")
+
+
+def seed_questions() -> list[tuple[str, tuple[str, ...]]]:
+    """(question, history) of every seed question there is on this machine."""
+    rows = [json.loads(line) for f in SEED_FILES if f.is_file() for line in f.read_text().splitlines() if line.strip()]
+    assert rows, "no seed questions found"
+    return [(r["question"], tuple(r.get("history") or ())) for r in rows]
+
+
+def check_positions_in_files(index_dir: Path) -> int:
+    """Every passage and quote for every seed question is the file's own text at its start:end."""
+    checked = 0
+    files: dict[str, str] = {}
+    for question, history in seed_questions():
+        answer = rag.ask(question, history=history, index_dir=index_dir)
+        found = [*rag.retrieve(question, k=8, history=history, index_dir=index_dir), *answer.passages, *answer.quotes]
+        for item in found:
+            assert Path(item.source).suffix in (".txt", ".md")
+            text = files.setdefault(item.source, Path(item.source).read_text(encoding="utf-8"))
+            assert text[item.start : item.end] == item.text, (question, item.source, item.start)
+            assert rag.document(item.doc_id, index_dir=index_dir).text[item.start : item.end] == item.text
+            checked += 1
+    return checked
 
 
 @pytest.fixture
@@ -56,7 +82,7 @@ def verbatim(index_dir: Path, doc_id: str, start: int, end: int) -> str:
 
 
 def test_public_names() -> None:
-    for name in ("build_index", "retrieve", "ask", "Passage", "Answer", "Quote", "QueryError", "RagError"):
+    for name in ("build_index", "retrieve", "ask", "document", "Passage", "Answer", "Quote", "QueryError", "RagError"):
         assert name in rag.__all__ and hasattr(rag, name)
 
 
@@ -180,3 +206,24 @@ def test_ask_on_two_indexes_with_different_models(
     first = rag.ask(TENTS, index_dir=tmp_path / "index-256")
     second = rag.ask(TENTS, index_dir=tmp_path / "index-128")
     assert first.passages and second.passages
+
+
+def test_positions_of_passages_and_quotes_index_the_file(api_index: Path) -> None:
+    # The seed files open with a Title/Outlet header block: offsets count it, as the file does.
+    assert check_positions_in_files(api_index) > 100
+
+
+@pytest.mark.slow
+def test_positions_index_the_file_with_the_real_model(real_index: Path) -> None:
+    assert check_positions_in_files(real_index) > 100
+
+
+def test_document_is_the_text_offsets_index(api_index: Path, corpus_dir: Path) -> None:
+    passage = rag.retrieve(TENTS, k=1, index_dir=api_index)[0]
+    doc = rag.document(passage.doc_id, index_dir=api_index)
+    assert isinstance(doc, rag.Document) and doc.source == passage.source and doc.outlet == passage.outlet
+    assert doc.text == Path(doc.source).read_text(encoding="utf-8")
+    assert doc.text.startswith("Title: ") and doc.text[doc.body_start - 2 : doc.body_start] == "\n\n"
+    assert doc.body_start <= passage.start
+    with pytest.raises(QueryError, match="no document"):
+        rag.document("no-such-id", index_dir=api_index)

@@ -35,6 +35,7 @@ class BuildSettings:
     max_file_bytes: int = DEFAULT_MAX_BYTES
     batch_size: int = 64
     hnsw_min_chunks: int = HNSW_MIN_CHUNKS
+    query_onnx: bool = True  # keep an ONNX copy of the model in the index: questions then skip torch
 
     @classmethod
     def from_manifest(cls, manifest: Manifest) -> BuildSettings:
@@ -200,6 +201,10 @@ def build_index(
         lexical = LexicalIndex.build([embedding_text(c, by_id[c.doc_id], settings.title_prefix) for c in chunks])
         dense, kind = make_dense_index(vectors, settings.hnsw_min_chunks)
         generation = (previous.manifest.generation + 1) if previous is not None else _next_generation(index_dir)
+        from rag.onnx_embed import copy_for_queries
+
+        known = previous.manifest.settings.get("query_onnx") if previous is not None else None
+        query_onnx = copy_for_queries(index_dir, embedder, known) if settings.query_onnx else None
         report = replace(
             report_parts,
             documents=len(docs),
@@ -211,7 +216,7 @@ def build_index(
             index_dir,
             generation=generation,
             model=fingerprint["model"],
-            settings={**fingerprint, "sources": [str(s) for s in sources], "faiss": kind},
+            settings={**fingerprint, "sources": [str(s) for s in sources], "faiss": kind, "query_onnx": query_onnx},
             documents=docs,
             chunks=chunks,
             vectors=vectors,

@@ -4,6 +4,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -227,3 +230,53 @@ def test_document_is_the_text_offsets_index(api_index: Path, corpus_dir: Path) -
     assert doc.body_start <= passage.start
     with pytest.raises(QueryError, match="no document"):
         rag.document("no-such-id", index_dir=api_index)
+
+
+# --- a question from the shell: nothing heavy imported ------------------------------------------------------------
+
+HEAVY = ("torch", "sentence_transformers", "transformers", "gradio")
+_ASK_AND_LIST_MODULES = """
+import json, sys
+from rag.cli import main
+code = main(["ask", sys.argv[1], "--index-dir", sys.argv[2]])
+print(json.dumps({"code": code, "modules": sorted(sys.modules)}))
+"""
+
+
+def ask_in_a_fresh_process(index_dir: Path, env: dict[str, str] | None = None) -> tuple[dict[str, object], str]:
+    done = subprocess.run(
+        [sys.executable, "-c", _ASK_AND_LIST_MODULES, TENTS, str(index_dir)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})},
+        timeout=300,
+    )
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report["code"] == 0, done.stderr
+    return report, done.stdout + done.stderr
+
+
+def test_importing_the_package_imports_nothing_heavy() -> None:
+    code = "import json, sys, rag, rag.cli, rag.api, rag.retrieve, rag.answer; print(json.dumps(sorted(sys.modules)))"
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)}
+    )
+    modules = set(json.loads(done.stdout))
+    assert not modules & {*HEAVY, "onnxruntime", "faiss", "bm25s", "scipy", "trafilatura", "pypdf", "tqdm"}
+
+
+def test_a_question_does_not_import_torch(api_index: Path) -> None:
+    report, _ = ask_in_a_fresh_process(api_index)
+    assert not set(HEAVY) & set(report["modules"])  # type: ignore[arg-type]
+
+
+@pytest.mark.slow
+def test_a_question_on_a_real_index_runs_its_onnx_copy_without_torch(real_index: Path) -> None:
+    report, output = ask_in_a_fresh_process(real_index)
+    modules = set(report["modules"])  # type: ignore[arg-type]
+    assert "onnxruntime" in modules and not set(HEAVY) & modules
+    assert "40,000" in output and "Loading" not in output and "%|" not in output  # no progress bar
+    # The comparison the benchmark makes: the same question through sentence-transformers, still no bar.
+    report, output = ask_in_a_fresh_process(real_index, {"RAG_QUERY_EMBEDDER": "torch"})
+    assert "sentence_transformers" in report["modules"]  # type: ignore[operator]
+    assert "40,000" in output and "Loading" not in output and "%|" not in output

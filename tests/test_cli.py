@@ -173,3 +173,20 @@ def test_command_line_is_quiet_on_stderr(corpus_dir: Path, index_dir: Path) -> N
     )
     assert done.returncode == 1 and done.stdout == ""
     assert done.stderr.startswith("error: ") and done.stderr.count("\n") == 1
+
+
+def test_index_prints_each_warning_once(corpus_dir: Path, index_dir: Path) -> None:
+    """As a real process: a file without an outlet and an unreadable one are each reported once (on
+    stdout, in the report), not again by the log on stderr."""
+    (corpus_dir / "no-outlet.txt").write_text("An article that names no outlet anywhere.\n", encoding="utf-8")
+    (corpus_dir / "empty.txt").touch()
+    done = subprocess.run(
+        [sys.executable, "-m", "rag.cli", "index", str(corpus_dir), "--index-dir", str(index_dir), "-q"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "RAG_MODEL": "hash:256"},
+        timeout=120,
+    )
+    assert done.returncode == 0 and done.stderr == ""
+    both = done.stdout + done.stderr
+    assert both.count("no outlet declared") == 1 and both.count("file is empty") == 1

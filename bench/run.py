@@ -4,7 +4,7 @@ Needs the RealTime QA development set converted into /tmp/rtqa (see ../shared/be
 its texts have no licence and stay out of the repository. Steps that lack their inputs are
 skipped and say so in the report.
 
-    python bench/run.py [--rtqa /tmp/rtqa] [--skip growth,peers,embed]
+    python bench/run.py [--rtqa /tmp/rtqa] [--skip growth,peers,embed,ask]
 """
 
 from __future__ import annotations
@@ -209,6 +209,28 @@ def write_markdown(results: dict[str, Any]) -> None:
             f"| peak resident memory of the bench process | {sp['max_rss_mb']} MB |",
             "",
         ]
+    ask = results.get("ask_latency")
+    if ask and "onnx" in ask:
+        out += [
+            "## A question from the shell",
+            "",
+            f'`rag ask "{ask["question"]}"` in a fresh process on the seed index, median of {ask["runs"]} '
+            f"(load average {ask['loadavg_1min'][0]} at the start; {results['machine']}).",
+            "",
+            "| question embedded by | median wall | runs | CPU (median) |",
+            "|---|---|---|---|",
+            *(
+                f"| {label} | {ask[mode]['median_s']} s | {', '.join(map(str, ask[mode]['runs_s']))} "
+                f"| {ask[mode]['cpu_median_s']} s |"
+                for mode, label in (
+                    ("torch", "the model via sentence-transformers (RAG_QUERY_EMBEDDER=torch, as before)"),
+                    ("onnx", "the index's ONNX copy of its model (default)"),
+                )
+            ),
+            "",
+            f"{ask['speedup']}x faster; under {ask['target_s']} s: {'yes' if ask['under_target'] else 'no'}.",
+            "",
+        ]
     emb = results.get("embed")
     if emb:
         out += ["## Embedding step alone", "", "```json", json.dumps(emb, indent=1), "```", ""]
@@ -243,7 +265,7 @@ def write_markdown(results: dict[str, Any]) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rtqa", type=Path, default=Path("/tmp/rtqa"))
-    parser.add_argument("--skip", default="", help="comma-separated: quality,seed,speed,embed,peers,growth")
+    parser.add_argument("--skip", default="", help="comma-separated: quality,seed,speed,ask,embed,peers,growth")
     parser.add_argument("--speed-articles", type=int, default=150)
     parser.add_argument("--update", action="store_true", help="start from docs/bench-results.json, redo what runs")
     parser.add_argument(
@@ -269,6 +291,8 @@ def main() -> int:
     if have_rtqa and "speed" not in skip:
         speed(args.rtqa, results, args.speed_articles)
     py = sys.executable
+    if "ask" not in skip:
+        results["ask_latency"] = run_script([py, "bench/ask_latency.py"], 1800)
     if "embed" not in skip and (ROOT / "bench" / "embed_speed.py").exists():
         results["embed"] = run_script([py, "bench/embed_speed.py", "--articles", str(args.rtqa / "articles")], 1800)
     li_python = Path(os.environ.get("LLAMAINDEX_PYTHON", "/tmp/li-venv/bin/python"))

@@ -91,7 +91,9 @@ def fit(examples: list[Example], l2: float = 1.0) -> tuple[np.ndarray, float]:
     return fit_logistic([e.x for e in answerable], [e.y for e in answerable], l2)
 
 
-def simulate(e: Example, p: np.ndarray, bars: tuple[float, float, float], coverage_weight: float, max_quotes: int = 5) -> dict[str, float]:
+def simulate(
+    e: Example, p: np.ndarray, bars: tuple[float, float, float], coverage_weight: float, max_quotes: int = 5
+) -> dict[str, float]:
     """What a reader would see with these bars (the composition's de-duplication aside)."""
     quote_bar, relative_cut, abstain_bar = bars
     order = np.argsort(-p)
@@ -100,7 +102,9 @@ def simulate(e: Example, p: np.ndarray, bars: tuple[float, float, float], covera
     out: dict[str, float] = {"abstain": float(abstained == (not e.answerable))}
     if not e.answerable:
         return out
-    chosen = [] if abstained else [int(i) for i in order if p[i] >= max(quote_bar, relative_cut * p[order[0]])][:max_quotes]
+    chosen = (
+        [] if abstained else [int(i) for i in order if p[i] >= max(quote_bar, relative_cut * p[order[0]])][:max_quotes]
+    )
     if not abstained and not chosen:
         chosen = [int(order[0])]
     gold_ok = (lambda i: e.outlets[i] in e.gold_outlets) if e.gold_outlets else (lambda i: True)
@@ -153,8 +157,12 @@ def choose_bars(examples: list[Example], w: np.ndarray, b: float, coverage_weigh
     for bars in GRID:
         # Seed-style questions and RealTime QA weigh the same, whatever their counts.
         parts = []
-        for group in ({e.group == "seed" for e in examples}):
-            rows = [simulate(e, p, bars, coverage_weight) for e, p in zip(examples, ps, strict=True) if (e.group == "seed") == group]
+        for group in {e.group == "seed" for e in examples}:
+            rows = [
+                simulate(e, p, bars, coverage_weight)
+                for e, p in zip(examples, ps, strict=True)
+                if (e.group == "seed") == group
+            ]
             parts.append(objective(summarise(rows)))
         score = float(np.mean(parts))
         if score > best_score:
@@ -168,7 +176,10 @@ def main() -> int:
     ap.add_argument("--seed-qa", type=Path, default=Path("tests/data/seed_train.jsonl"))
     ap.add_argument("--seed-index", type=Path, default=Path("index"))
     ap.add_argument(
-        "--check", type=Path, nargs="*", default=[Path("tests/data/seed_dev.jsonl"), Path("../shared/eval/seed_qa.jsonl")]
+        "--check",
+        type=Path,
+        nargs="*",
+        default=[Path("tests/data/seed_dev.jsonl"), Path("../shared/eval/seed_qa.jsonl")],
     )
     ap.add_argument("--out", type=Path, default=Path("rag/answer_model.json"))
     ap.add_argument("--l2", type=float, default=1.0)
@@ -179,8 +190,11 @@ def main() -> int:
     seeds = collect(seed_retriever, read_questions(args.seed_qa), lambda r: "seed")
     rtqa: list[Example] = []
     if (args.rtqa / "queries.jsonl").exists() and (args.rtqa / "index" / "manifest.json").exists():
-        rtqa = collect(get_retriever(args.rtqa / "index"), read_questions(args.rtqa / "queries.jsonl"),
-                       lambda r: re.sub(r"_\d+$", "", r["id"]))
+        rtqa = collect(
+            get_retriever(args.rtqa / "index"),
+            read_questions(args.rtqa / "queries.jsonl"),
+            lambda r: re.sub(r"_\d+$", "", r["id"]),
+        )
     examples = seeds + rtqa
     report: dict[str, Any] = {"features": list(FEATURES), "questions": {"seed": len(seeds), "rtqa": len(rtqa)}}
 

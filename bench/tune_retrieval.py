@@ -116,7 +116,7 @@ def main() -> int:
         print(name, report["held_out"][name], flush=True)
 
     if args.out:
-        best = max(variants, key=lambda v: (report["held_out"][v]["mrr@10"] + report["held_out"][v]["hits@10"]))
+        best = max(variants, key=lambda v: report["held_out"][v]["mrr@10"] + report["held_out"][v]["hits@10"])
         feats = variants[best]
         idx = [col[f] for f in feats]
         w, b = fit_logistic([d[1][:, idx] for d in data], [d[2] for d in data])

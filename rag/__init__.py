@@ -1,11 +1,11 @@
 """Question answering over news articles that quotes its sources.
 
-The public API (see ../shared/API.md): build_index, retrieve, ask.
+The public API (see ../shared/API.md): build_index, retrieve, ask; document for the text offsets index.
 """
 
 from __future__ import annotations
 
-from rag.api import ask, build_index, default_index_dir, retrieve
+from rag.api import ask, build_index, default_index_dir, document, retrieve
 from rag.errors import IndexMismatchError, IndexMissingError, IngestError, QueryError, RagError
 from rag.types import Answer, Chunk, Document, Passage, Quote
 
@@ -23,5 +23,6 @@ __all__ = [
     "ask",
     "build_index",
     "default_index_dir",
+    "document",
     "retrieve",
 ]

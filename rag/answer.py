@@ -327,9 +327,7 @@ def _abstain_text(retriever: Retriever, q: Query, s: AnswerSettings, bar: float)
     if scored and confidence(retriever, unscoped, scored, s) >= bar:
         others = list(
             dict.fromkeys(
-                x.passage.outlet
-                for x in scored
-                if x.probability >= bar and outlet_key(x.passage.outlet) not in wanted
+                x.passage.outlet for x in scored if x.probability >= bar and outlet_key(x.passage.outlet) not in wanted
             )
         )
     head = f"None of the {scope} outlets ({_join(names)}) reports this"
@@ -338,7 +336,9 @@ def _abstain_text(retriever: Retriever, q: Query, s: AnswerSettings, bar: float)
     return f"{head}. {ABSTAIN_TEXT}"
 
 
-def _choose(scored: list[ScoredSentence], s: AnswerSettings, quote_bar: float, relative_cut: float) -> list[ScoredSentence]:
+def _choose(
+    scored: list[ScoredSentence], s: AnswerSettings, quote_bar: float, relative_cut: float
+) -> list[ScoredSentence]:
     best = scored[0].probability
     bar = max(quote_bar, relative_cut * best)
     chosen: list[ScoredSentence] = [scored[0]]

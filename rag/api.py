@@ -12,12 +12,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from rag import validate
-from rag.errors import IndexMissingError
+from rag.errors import IndexMissingError, QueryError
 from rag.index import BuildReport, BuildSettings
 from rag.index import build_index as _build_index
 from rag.retrieve import Retriever, get_retriever
 from rag.store import MANIFEST
-from rag.types import Answer, Passage
+from rag.types import Answer, Document, Passage
 
 DEFAULT_CORPUS = "corpus"
 _FIRST_BUILD = threading.Lock()
@@ -82,3 +82,13 @@ def ask(
 
     question, outlets = validate.question(question), validate.outlets(outlets)
     return answer_question(retriever_for(index_dir), question, history=validate.history(history), outlets=outlets)
+
+
+def document(doc_id: str, index_dir: str | Path | None = None) -> Document:
+    """The indexed article `doc_id` (a Passage's or Quote's doc_id): its `text` is what their start/end
+    index. For a UTF-8 .txt/.md file that is the file itself, `Path(source).read_text(encoding="utf-8")`;
+    for HTML and PDF it is the extracted text."""
+    documents = retriever_for(index_dir).stored.documents
+    if doc_id not in documents:
+        raise QueryError(f"no document {doc_id!r} in the index")
+    return documents[doc_id]

@@ -46,7 +46,10 @@ def chunk_document(
     """Chunks of the cleaned article text. `budget` caps tokens per chunk (the model's
     limit minus the title prefix and special tokens); it defaults to settings.max_tokens."""
     limit = max(8, min(settings.max_tokens, budget if budget is not None else settings.max_tokens))
-    units = _sentence_units(doc.text, clean_spans(doc.text), count_tokens, limit)
+    # Offsets stay those of doc.text: the body's paragraphs are shifted back by where it starts.
+    base = doc.body_start
+    paragraphs = [Span(s.start + base, s.end + base) for s in clean_spans(doc.text[base:])]
+    units = _sentence_units(doc.text, paragraphs, count_tokens, limit)
     if doc.pages:
         # A page break ends a chunk, so that a chunk's page number is the page of all its text.
         units = [

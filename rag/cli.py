@@ -180,6 +180,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if reconfigure is not None:
             reconfigure(errors="backslashreplace")
     try:
+        query_embedder = os.environ.get("RAG_QUERY_EMBEDDER")
+        if query_embedder:  # "torch": questions load the model even when the index has its ONNX copy
+            from rag.embed import set_query_embedder
+
+            set_query_embedder(query_embedder)
         return int(args.func(args))
     except RagError as exc:
         print(f"error: {exc}", file=sys.stderr)

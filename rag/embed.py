@@ -9,6 +9,7 @@ offline. `hash:<dim>` is a deterministic bag-of-words embedder used by the fast 
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import re
 import threading
@@ -19,6 +20,8 @@ from typing import Any, Protocol
 import numpy as np
 
 from rag.errors import RagError
+
+log = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 _DEFAULT_ALIASES = {DEFAULT_MODEL, f"sentence-transformers/{DEFAULT_MODEL}", "default"}
@@ -60,10 +63,13 @@ class SentenceTransformerEmbedder:
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
         from sentence_transformers import SentenceTransformer
+        from transformers.utils import logging as transformers_logging
 
         self.name = spec
         path = resolve_model_path(spec)
         try:
+            # No "Loading weights" bar: loading is not the work a person waits for.
+            transformers_logging.disable_progress_bar()
             # local_files_only: the env variables above are read when huggingface_hub is first imported,
             # and gradio imports it before any model loads; without this a wrong name retries for minutes.
             self.model = SentenceTransformer(path, device=device, local_files_only=True)
@@ -126,7 +132,9 @@ class HashEmbedder:
 
 
 _CACHE: dict[str, Any] = {}
-_LOCK = threading.Lock()
+_LOCK = threading.RLock()
+QUERY_EMBEDDERS = ("auto", "torch")
+_query_embedder = "auto"
 
 
 def load_embedder(spec: str = DEFAULT_MODEL) -> Embedder:
@@ -153,3 +161,33 @@ def model_identity(spec: str) -> str:
         return DEFAULT_MODEL
     path = Path(spec)
     return str(path.resolve()) if path.exists() else spec
+
+
+def set_query_embedder(kind: str) -> None:
+    """How questions are embedded in this process: "auto" (an index's ONNX copy of its model when it has
+    one, else the model) or "torch" (always the model through sentence-transformers; for comparisons)."""
+    global _query_embedder
+    if kind not in QUERY_EMBEDDERS:
+        raise RagError(f"unknown query embedder {kind!r}; use one of {', '.join(QUERY_EMBEDDERS)}")
+    _query_embedder = kind
+
+
+def load_query_embedder(index_dir: Path, model: str, onnx_copy: dict[str, Any] | None) -> Embedder:
+    """The embedder for questions on an index built with `model`: its ONNX copy (`onnx_copy`, as the
+    manifest records it) when it has one, which needs neither torch nor sentence-transformers; else
+    the model itself. Loaded once per process."""
+    if not onnx_copy or _query_embedder == "torch":
+        return load_embedder(model)
+    path = Path(index_dir).resolve() / str(onnx_copy.get("dir", "")) / str(onnx_copy.get("file", ""))
+    key = f"onnx-query:{path}"
+    with _LOCK:
+        if key not in _CACHE:
+            try:
+                from rag.onnx_embed import OnnxEmbedder
+
+                _CACHE[key] = OnnxEmbedder.from_bundle(path, name=model)
+            except (RagError, ImportError) as exc:
+                log.warning("cannot use the index's ONNX copy of its model (%s); loading %s instead", exc, model)
+                return load_embedder(model)
+        embedder: Embedder = _CACHE[key]
+        return embedder

@@ -37,6 +37,7 @@ class BuildSettings:
     max_file_bytes: int = DEFAULT_MAX_BYTES
     batch_size: int = 64
     hnsw_min_chunks: int = HNSW_MIN_CHUNKS
+    query_onnx: bool = True  # keep an ONNX copy of the model in the index: questions then skip torch
 
     @classmethod
     def from_manifest(cls, manifest: Manifest) -> BuildSettings:
@@ -214,6 +215,10 @@ def build_index(
         lexical = LexicalIndex.build([embedding_text(c, by_id[c.doc_id], settings.title_prefix) for c in chunks])
         dense, kind = make_dense_index(vectors, settings.hnsw_min_chunks)
         generation = (previous.manifest.generation + 1) if previous is not None else _next_generation(index_dir)
+        from rag.onnx_embed import copy_for_queries
+
+        known_onnx = earlier.manifest.settings.get("query_onnx") if earlier is not None else None
+        query_onnx = copy_for_queries(index_dir, embedder, known_onnx) if settings.query_onnx else None
         report = replace(
             report_parts,
             documents=len(docs),
@@ -226,7 +231,7 @@ def build_index(
             index_dir,
             generation=generation,
             model=fingerprint["model"],
-            settings={**fingerprint, "sources": [str(s) for s in sources], "faiss": kind},
+            settings={**fingerprint, "sources": [str(s) for s in sources], "faiss": kind, "query_onnx": query_onnx},
             documents=docs,
             chunks=chunks,
             vectors=vectors,
@@ -326,7 +331,7 @@ def _load_same_model(index_dir: Path, fingerprint: dict[str, Any]) -> StoredInde
     """The current index when only its chunking or format changed: its vectors are still good for
     the same texts under the same model."""
     try:
-        stored = load_index(index_dir)
+        stored = load_index(index_dir, any_format=True)
     except (IndexMissingError, IndexMismatchError):
         return None
     return stored if stored.manifest.model == fingerprint["model"] else None
@@ -400,7 +405,7 @@ def _read_sources(
             read.append((str(path), read_document(path, max_bytes=settings.max_file_bytes)))
         except IngestError as exc:
             rejected.append((exc.path, exc.reason))
-            log.warning("rejected %s", exc)
+            log.info("rejected %s", exc)  # the report lists it: a warning here would print it twice
             read.append((str(path), None))
     # The same article under two names is indexed once: under the name it is already indexed
     # under, else the first name. A new copy of an indexed file is the one skipped.

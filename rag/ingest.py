@@ -1,5 +1,9 @@
 """Read source files (.txt, .md, .html/.htm, .pdf) into Documents with their metadata.
 
+A .txt/.md Document's text is the whole file, header block included, so that every offset into it is an
+offset into the file as `Path(source).read_text(encoding="utf-8")` returns it (newlines universal, a BOM kept);
+`body_start` says where the article starts.
+
 Metadata, most specific first:
   1. a header block of `Key: value` lines at the top of a .txt/.md file, ended by a blank line
      (Title, Source or Outlet, Published-At or Date, URL, Author);
@@ -89,7 +93,7 @@ def read_document(path: Path, max_bytes: int = DEFAULT_MAX_BYTES) -> Document:
         return _read_pdf(path, data)
     text = decode_text(path, data)
     if suffix in (".html", ".htm"):
-        return _read_html(path, text)
+        return _read_html(path, text.removeprefix("\ufeff"))
     return _read_plain(path, text)
 
 
@@ -230,20 +234,22 @@ def _readlink(link: Path) -> str:
 def decode_text(path: Path, data: bytes) -> str:
     """Bytes to text: UTF-8 (with or without BOM), UTF-16 by BOM, else Windows-1252/Latin-1.
 
-    Refuses binary data, which would index as noise."""
+    UTF-8 comes back as `Path.read_text(encoding="utf-8")` gives it: "\r\n" and "\r" read as "\n", a BOM
+    kept as U+FEFF, so that offsets into it are offsets into that. Refuses binary data, which would index
+    as noise."""
     if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         text = data.decode("utf-16", errors="replace")
     elif b"\x00" in data[:4096] and _looks_utf16(data):
         text = data.decode("utf-16-le" if data[1:2] == b"\x00" else "utf-16-be", errors="replace")
     else:
         try:
-            text = data.decode("utf-8-sig")
+            text = data.decode("utf-8")
         except UnicodeDecodeError:
             text = data.decode("cp1252", errors="replace")
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     if _is_binary(text):
         raise IngestError(str(path), "not a text file (binary content)")
-    if not text.strip():
+    if not text.removeprefix("\ufeff").strip():
         raise IngestError(str(path), "file has no text")
     return text
 
@@ -340,18 +346,22 @@ def _finish(
     text: str,
     meta: dict[str, str],
     pages: tuple[tuple[int, int], ...] = (),
+    body_start: int = 0,
 ) -> Document:
-    if not text.strip():
+    body = text[body_start:]
+    if not body.strip():
         raise IngestError(str(path), "no article text found")
     warnings: list[str] = []
-    outlet = (meta.get("outlet") or "").strip() or infer_outlet(text)
+    outlet = (meta.get("outlet") or "").strip() or infer_outlet(body)
     if not outlet:
         outlet = path.stem
         warnings.append(f"{path}: no outlet declared or recognised; using the file name {outlet!r}")
-        log.warning(warnings[-1])
-    title = (meta.get("title") or "").strip() or _first_line(text)
+        # Info, not warning: the warning travels in Document.warnings and the build report prints it.
+        log.info(warnings[-1])
+    title = (meta.get("title") or "").strip() or _first_line(body)
     return Document(
-        doc_id=content_hash(text, title, outlet),
+        # Of the article, not the header: an edited Date line does not make a new article.
+        doc_id=content_hash(body, title, outlet),
         source=str(path),
         text=text,
         outlet=outlet,
@@ -361,6 +371,7 @@ def _finish(
         url=(meta.get("url") or "").strip(),
         pages=pages,
         warnings=tuple(warnings),
+        body_start=body_start,
     )
 
 
@@ -372,8 +383,9 @@ def _first_line(text: str) -> str:
 
 
 def _read_plain(path: Path, text: str) -> Document:
-    meta, body_start = parse_header(text)
-    return _finish(path, text[body_start:], meta)
+    bom = 1 if text.startswith("\ufeff") else 0
+    meta, body_start = parse_header(text[bom:])
+    return _finish(path, text, meta, body_start=bom + body_start)
 
 
 def _read_html(path: Path, html: str) -> Document:
@@ -481,8 +493,5 @@ def _read_pdf(path: Path, data: bytes) -> Document:
         meta["date"] = "-".join(match.groups()) if match else meta["date"]
     # A header block on the first page wins over PDF metadata, as in a text file.
     header, body_start = parse_header(text)
-    if header:
-        meta.update(header)
-        text = text[body_start:]
-        pages = [(max(0, start - body_start), number) for start, number in pages]
-    return _finish(path, text, meta, tuple(pages))
+    meta.update(header)
+    return _finish(path, text, meta, tuple(pages), body_start=body_start if header else 0)

@@ -1,4 +1,13 @@
-"""An int8 ONNX Runtime copy of a sentence-transformers model: the same vectors, about 2-3x faster on CPU.
+"""ONNX Runtime copies of a sentence-transformers model: embedding without torch.
+
+Two uses, one embedder (`OnnxEmbedder`) over one kind of directory (a "bundle": the .onnx file, the
+model's tokenizer.json and embedder.json with pooling and lengths):
+
+- fp32, kept in each index directory (`ensure_query_model`, made by `rag index`): the index's own model
+  for questions. Its vectors equal the model's (cosine >= 0.9999, checked at export), and a question
+  then costs an ONNX Runtime session and the `tokenizers` library instead of importing torch and
+  sentence-transformers (seconds per process).
+- int8, an optional model of its own for building indexes, about 2-3x faster on CPU:
 
 `load_embedder("onnx-int8:all-MiniLM-L6-v2")` (or `"onnx-int8:<model dir>"`) gives an `OnnxEmbedder`.
 The first use exports the model's transformer with torch's ONNX exporter, quantises its weight
@@ -7,7 +16,7 @@ MatMuls to int8 (dynamic, per channel) with onnxruntime, and keeps the result in
 model files, so later processes only load it. Nothing is downloaded: the model must be on disk.
 
 Tokenisation, mean pooling over the attention mask and L2 normalisation follow the model's
-sentence-transformers pipeline (modules.json); cosine to the float vectors is about 0.99. Activations
+sentence-transformers pipeline (modules.json); int8 cosine to the float vectors is about 0.99. Activations
 are quantised per batch, so a text's vector moves a little (cosine ~0.99) with its batch neighbours.
 Threads: `threads=` or `$RAG_ONNX_THREADS`, else ONNX Runtime's default (one per physical core).
 """
@@ -35,9 +44,18 @@ log = logging.getLogger(__name__)
 
 PREFIX = "onnx-int8:"
 MODEL_FILE = "model-int8.onnx"
+FLOAT_FILE = "model-fp32.onnx"
+TOKENIZER_FILE = "tokenizer.json"
+BUNDLE_FILE = "embedder.json"
+QUERY_DIR_PREFIX = "query-onnx-"  # the index's fp32 copy: query-onnx-<model hash>/
 OPSET = 17
 # Bump when the export or quantisation recipe changes: it is part of the cache key.
-RECIPE = "torchscript-export/opset17/quantize_dynamic-matmul-qint8-per-channel/v1"
+RECIPE = "torchscript-export/opset17/quantize_dynamic-matmul-qint8-per-channel/v2-bundle"
+FLOAT_RECIPE = "torchscript-export/opset17/fp32/ort-extended-graph/v1"
+FLOAT_MIN_COSINE = 0.9999  # an fp32 export must give the model's own vectors
+# ONNX Runtime on CPU runs small batches fastest: 39 seed sentences took 0.49 s of CPU in batches of 8 and
+# 1.1 s in one batch of 39; 40 seed chunks 1.4-1.5 s in batches of 4-8, 2.5 s in one (sorted by length).
+MAX_BATCH_ROWS = 8
 _INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 _HASHED_SUFFIXES = (".json", ".txt", ".safetensors", ".bin", ".model")
 
@@ -80,9 +98,9 @@ def local_model_dir(spec: str) -> Path:
     )
 
 
-def model_hash(model_dir: Path) -> str:
+def model_hash(model_dir: Path, recipe: str = RECIPE) -> str:
     """A content hash of the files that define the model and its tokenizer, plus the export recipe."""
-    digest = hashlib.sha256(RECIPE.encode())
+    digest = hashlib.sha256(recipe.encode())
     for file in sorted(p for p in model_dir.rglob("*") if p.is_file() and p.suffix in _HASHED_SUFFIXES):
         rel = file.relative_to(model_dir).as_posix()
         if rel.startswith(".") or rel.lower().startswith(("onnx/", "openvino/", "readme")):
@@ -117,24 +135,105 @@ def ensure_int8_model(model_dir: Path, cache_dir: Path | None = None) -> Path:
         log.info("exporting %s to int8 ONNX in %s (once)", model_dir, target_dir)
         scratch = Path(tempfile.mkdtemp(prefix=".export-", dir=target_dir))
         try:
-            float_path = scratch / "model-fp32.onnx"
-            int8_path = scratch / MODEL_FILE
-            try:
-                probe, reference = export_float(model_dir, float_path)
-                quantize_int8(float_path, int8_path)
-            except Exception as exc:  # torch or onnxruntime refusing this model: say which step
-                raise RagError(f"cannot export {model_dir} to int8 ONNX ({type(exc).__name__}: {exc})") from exc
-            _check_export(int8_path, probe, reference)
-            with int8_path.open("rb") as handle:
-                os.fsync(handle.fileno())
-            meta = {"source": str(model_dir), "recipe": RECIPE, "opset": OPSET, "created": time.time()}
-            (scratch / "export.json").write_text(json.dumps(meta, indent=2))
-            os.replace(scratch / "export.json", target_dir / "export.json")
-            os.replace(int8_path, target)  # atomic: readers see the whole file or none
+            write_bundle(model_dir, scratch, quantize=True)
+            for name in (TOKENIZER_FILE, BUNDLE_FILE):
+                os.replace(scratch / name, target_dir / name)
+            os.replace(scratch / MODEL_FILE, target)  # last and atomic: its presence means the bundle is whole
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
         log.info("ONNX export took %.1fs", time.perf_counter() - started)
     return target
+
+
+def copy_for_queries(index_dir: Path, embedder: Any, known: dict[str, Any] | None = None) -> dict[str, Any] | None:
+    """What a build records as the index's ONNX copy of its model (see ensure_query_model), or None
+    when the embedder is not a sentence-transformers model or the export fails: questions then load
+    the model itself, slower but the same. `known` is the previous build's record, reused while it exists."""
+    from rag.embed import SentenceTransformerEmbedder
+
+    if not isinstance(embedder, SentenceTransformerEmbedder):
+        return None  # the hash embedder of the tests, or an int8 ONNX model already
+    if known and (Path(index_dir) / str(known.get("dir")) / str(known.get("file"))).is_file():
+        return known
+    try:
+        return ensure_query_model(index_dir, embedder.name)
+    except (RagError, ImportError) as exc:
+        log.warning("no ONNX copy of the model for questions (%s); questions will load %s", exc, embedder.name)
+        return None
+
+
+def ensure_query_model(index_dir: Path, model_spec: str) -> dict[str, Any]:
+    """The index's fp32 ONNX copy of its model for questions, exported first if it is not there yet.
+
+    Returns what the manifest records: {"dir", "file", "model_hash", "recipe"}. Call it under the
+    index's build lock. Copies for other models (an index rebuilt with another one) are removed."""
+    model_dir = local_model_dir(model_spec)
+    digest = model_hash(model_dir, FLOAT_RECIPE)
+    name = QUERY_DIR_PREFIX + digest
+    target = Path(index_dir) / name
+    record = {"dir": name, "file": FLOAT_FILE, "model_hash": digest, "recipe": FLOAT_RECIPE}
+    if not (target / FLOAT_FILE).is_file():
+        started = time.perf_counter()
+        log.info("exporting %s to ONNX in %s for questions (once per index)", model_spec, target)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        scratch = Path(tempfile.mkdtemp(prefix=".export-", dir=target.parent))
+        try:
+            write_bundle(model_dir, scratch, quantize=False)
+            scratch.chmod(0o755)  # mkdtemp makes it private; the index is not
+            shutil.rmtree(target, ignore_errors=True)  # a partial copy from a killed build
+            os.replace(scratch, target)  # atomic: the directory appears whole
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+        log.info("ONNX export of %s for questions took %.1fs", model_spec, time.perf_counter() - started)
+    for old in Path(index_dir).glob(QUERY_DIR_PREFIX + "*"):
+        if old.name != name:
+            shutil.rmtree(old, ignore_errors=True)
+    return record
+
+
+def write_bundle(model_dir: Path, out_dir: Path, quantize: bool) -> Path:
+    """Export `model_dir` into `out_dir` (fp32, or int8 when `quantize`), checked against torch, with the
+    tokenizer and pooling it needs to run without torch. Returns the model file."""
+    float_path = out_dir / FLOAT_FILE
+    try:
+        probe, reference, tokenizer = export_float(model_dir, float_path)
+        tokenizer.backend_tokenizer.save(str(out_dir / TOKENIZER_FILE))
+        path = float_path
+        if quantize:
+            path = out_dir / MODEL_FILE
+            quantize_int8(float_path, path)
+            float_path.unlink()
+        else:
+            optimize_graph(float_path)
+    except RagError:
+        raise
+    except Exception as exc:  # torch or onnxruntime refusing this model: say which step
+        kind = "int8" if quantize else "fp32"
+        raise RagError(f"cannot export {model_dir} to {kind} ONNX ({type(exc).__name__}: {exc})") from exc
+    pooling, _ = _pooling(model_dir)
+    cosine = _check_export(path, probe, reference, minimum=0.95 if quantize else FLOAT_MIN_COSINE, pooling=pooling)
+    st_config = _read_json(model_dir / "sentence_bert_config.json")
+    model_config = _read_json(model_dir / "config.json")
+    meta = {
+        "source": str(model_dir),
+        "recipe": RECIPE if quantize else FLOAT_RECIPE,
+        "opset": OPSET,
+        "file": path.name,
+        "pooling": pooling,
+        "dimension": int(reference.shape[1]),
+        "max_seq_length": int(
+            st_config.get("max_seq_length") or min(int(model_config.get("max_position_embeddings", 512)), 512)
+        ),
+        "do_lower_case": bool(st_config.get("do_lower_case", False)),
+        "pad_id": int(tokenizer.pad_token_id or 0),
+        "min_cosine_to_torch": round(float(cosine), 6),
+        "created": time.time(),
+    }
+    (out_dir / BUNDLE_FILE).write_text(json.dumps(meta, indent=1))
+    for file in (path, out_dir / TOKENIZER_FILE, out_dir / BUNDLE_FILE):
+        with file.open("rb") as handle:
+            os.fsync(handle.fileno())
+    return path
 
 
 # Texts of other lengths and batch size than the export sample, to check the axes really are dynamic.
@@ -147,10 +246,11 @@ _PROBES = (
 )
 
 
-def export_float(model_dir: Path, out: Path) -> tuple[dict[str, np.ndarray], np.ndarray]:
+def export_float(model_dir: Path, out: Path) -> tuple[dict[str, np.ndarray], np.ndarray, Any]:
     """Export the model's transformer (token embeddings out) with dynamic batch and sequence axes.
 
-    Returns a padded probe batch and torch's mean-pooled, normalised vectors for it, to check the export against.
+    Returns a padded probe batch, torch's pooled, normalised vectors for it (to check the export against),
+    and the model's (fast) tokenizer.
     """
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -158,8 +258,13 @@ def export_float(model_dir: Path, out: Path) -> tuple[dict[str, np.ndarray], np.
 
     import torch
     from transformers import AutoModel, AutoTokenizer
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()  # no "Loading weights" bar in the middle of a build
 
     tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
+    if not tokenizer.is_fast:
+        raise RagError(f"{model_dir}: the ONNX embedder needs a fast tokenizer (tokenizer.json)")
     # Eager attention traces to plain MatMul/Softmax, the graph ONNX Runtime fuses and runs best.
     model = AutoModel.from_pretrained(str(model_dir), attn_implementation="eager").eval()
 
@@ -183,7 +288,7 @@ def export_float(model_dir: Path, out: Path) -> tuple[dict[str, np.ndarray], np.
     feeds = {name: probe[name] if name in probe else np.zeros_like(probe["input_ids"]) for name in _INPUTS}
     with torch.no_grad():
         tokens = model(**{name: torch.from_numpy(value) for name, value in feeds.items()})[0].numpy()
-    reference = _mean_pool(tokens, feeds["attention_mask"])
+    reference = _pool(tokens, feeds["attention_mask"], _pooling(model_dir)[0])
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # TracerWarnings about shape checks that hold for every input
         torch.onnx.export(
@@ -198,7 +303,14 @@ def export_float(model_dir: Path, out: Path) -> tuple[dict[str, np.ndarray], np.
             external_data=False,
             do_constant_folding=True,
         )
-    return feeds, reference
+    return feeds, reference, tokenizer
+
+
+def _pool(tokens: np.ndarray, mask: np.ndarray, mode: str) -> np.ndarray:
+    if mode == "cls":
+        pooled = tokens[:, 0, :]
+        return np.asarray(pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12), np.float32)
+    return _mean_pool(tokens, mask)
 
 
 def _mean_pool(tokens: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -207,16 +319,34 @@ def _mean_pool(tokens: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return np.asarray(pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12), dtype=np.float32)
 
 
-def _check_export(path: Path, feeds: dict[str, np.ndarray], reference: np.ndarray, minimum: float = 0.95) -> None:
-    """Refuse an export whose vectors are not those of the model (a trace that froze a shape, say)."""
+def _check_export(
+    path: Path, feeds: dict[str, np.ndarray], reference: np.ndarray, minimum: float = 0.95, pooling: str = "mean"
+) -> float:
+    """Refuse an export whose vectors are not those of the model (a trace that froze a shape, say).
+    Returns the lowest cosine to the reference."""
     import onnxruntime as ort
 
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     names = [i.name for i in session.get_inputs()]
     tokens = session.run(None, {name: feeds[name].astype(np.int64) for name in names})[0]
-    cosine = np.sum(_mean_pool(tokens, feeds["attention_mask"]) * reference, axis=1)
+    cosine = np.sum(_pool(tokens, feeds["attention_mask"], pooling) * reference, axis=1)
     if not np.all(cosine >= minimum):
-        raise RagError(f"the int8 ONNX export of the model does not reproduce it (cosine {cosine.min():.3f})")
+        raise RagError(f"the ONNX export of the model does not reproduce it (cosine {cosine.min():.5f})")
+    return float(cosine.min())
+
+
+def optimize_graph(path: Path) -> None:
+    """Replace the model with ONNX Runtime's optimised graph of it (fused attention, GELU, layer norm), so
+    that each process loading it skips that work (0.1-0.2 s of a question's start-up)."""
+    import onnxruntime as ort
+
+    optimised = path.with_name(path.name + ".opt")
+    options = ort.SessionOptions()
+    # Extended, not all: the level whose saved graph runs on any CPU (no hardware-specific layouts).
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+    options.optimized_model_filepath = str(optimised)
+    ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
+    os.replace(optimised, path)
 
 
 def quantize_int8(float_path: Path, out: Path) -> None:
@@ -277,28 +407,54 @@ def _pooling(model_dir: Path) -> tuple[str, bool]:
 
 
 class OnnxEmbedder:
-    """Embedder (see rag.embed.Embedder) running an int8 ONNX export of a sentence-transformers model."""
+    """Embedder (see rag.embed.Embedder) running an ONNX export of a sentence-transformers model.
+
+    `OnnxEmbedder("onnx-int8:<model>")` exports (once, into the cache) and runs the int8 copy;
+    `OnnxEmbedder.from_bundle(model_file, name)` runs an exported bundle as it is, such as an index's
+    fp32 copy. Neither imports torch or transformers once the bundle exists."""
 
     def __init__(self, spec: str = PREFIX, threads: int | None = None, cache_dir: Path | None = None) -> None:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-        import onnxruntime as ort
-        from transformers import AutoTokenizer
-
         self.name = spec if is_onnx_spec(spec) else PREFIX + spec
         self.model_dir = local_model_dir(base_spec(spec))
-        self.pooling, _ = _pooling(self.model_dir)  # vectors are always normalised, as the protocol asks
-        self.model_path = ensure_int8_model(self.model_dir, cache_dir)
-        self._tokenizer: Any = AutoTokenizer.from_pretrained(str(self.model_dir))
-        st_config = _read_json(self.model_dir / "sentence_bert_config.json")
-        model_config = _read_json(self.model_dir / "config.json")
-        self.max_seq_length = int(
-            st_config.get("max_seq_length") or min(int(model_config.get("max_position_embeddings", 512)), 512)
-        )
-        self.dimension = int(model_config.get("hidden_size", 0))
-        self._special = len(self._tokenizer("")["input_ids"])
-        self._pad_id = int(self._tokenizer.pad_token_id or 0)
+        self._open(ensure_int8_model(self.model_dir, cache_dir), threads)
+
+    @classmethod
+    def from_bundle(cls, model_path: Path, name: str, threads: int | None = None) -> OnnxEmbedder:
+        embedder = cls.__new__(cls)
+        embedder.name = name
+        embedder.model_dir = model_path.parent
+        embedder._open(model_path, threads)
+        return embedder
+
+    def _open(self, model_path: Path, threads: int | None) -> None:
+        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+        import onnxruntime as ort
+        from tokenizers import Tokenizer
+
+        self.model_path = model_path
+        bundle = model_path.parent
+        meta = _read_json(bundle / BUNDLE_FILE)
+        try:
+            tokenizer_json = (bundle / TOKENIZER_FILE).read_text(encoding="utf-8")
+            self.pooling = str(meta["pooling"])
+            self.dimension = int(meta["dimension"])
+            self.max_seq_length = int(meta["max_seq_length"])
+            self._lower = bool(meta.get("do_lower_case", False))
+            self._pad_id = int(meta.get("pad_id", 0))
+            self._tokenizer: Any = Tokenizer.from_str(tokenizer_json)
+            # A second copy counts every token (the first cuts at the model's length, as sentence-transformers
+            # does); made on first use: questions never count.
+            self._counter: Any = None
+            self._tokenizer_json = tokenizer_json
+        except Exception as exc:  # OSError, KeyError... and tokenizers raises a bare Exception
+            raise RagError(
+                f"the ONNX model in {bundle} is incomplete ({type(exc).__name__}); delete it to export again"
+            ) from exc
+        self._tokenizer.no_padding()
+        self._tokenizer.enable_truncation(max_length=self.max_seq_length)
+        self._special = len(self._tokenizer.encode("").ids)
 
         options = ort.SessionOptions()
         env_threads = os.environ.get("RAG_ONNX_THREADS")
@@ -309,35 +465,44 @@ class OnnxEmbedder:
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         try:
             self._session: Any = ort.InferenceSession(
-                str(self.model_path), sess_options=options, providers=["CPUExecutionProvider"]
+                str(model_path), sess_options=options, providers=["CPUExecutionProvider"]
             )
-        except Exception as exc:  # a damaged cache file: say where it is
-            raise RagError(f"cannot load {self.model_path} ({exc}); delete it to export again") from exc
+        except Exception as exc:  # a damaged file: say where it is
+            raise RagError(f"cannot load {model_path} ({exc}); delete it to export again") from exc
         self._inputs = [i.name for i in self._session.get_inputs()]
-        if not self.dimension:
-            self.dimension = int(self.encode(["dimension"]).shape[1])
 
     def count_tokens(self, text: str) -> int:
-        return len(self._tokenizer(text, add_special_tokens=False, truncation=False, verbose=False)["input_ids"])
+        if self._counter is None:
+            from tokenizers import Tokenizer
+
+            counter = Tokenizer.from_str(self._tokenizer_json)
+            counter.no_padding()
+            counter.no_truncation()
+            self._counter = counter
+        return len(self._counter.encode(text, add_special_tokens=False).ids)
 
     def special_tokens(self) -> int:
         return self._special
+
+    def token_ids(self, texts: list[str]) -> list[list[int]]:
+        """Ids with special tokens, cut at max_seq_length, as sentence-transformers tokenises (stripped)."""
+        prepared = [t.strip().lower() if self._lower else t.strip() for t in texts]
+        return [encoding.ids for encoding in self._tokenizer.encode_batch(prepared)]
 
     def encode(self, texts: list[str], batch_size: int = 64, progress: bool = False) -> np.ndarray:
         out = np.zeros((len(texts), self.dimension), dtype=np.float32)
         if not texts:
             return out
-        ids: list[list[int]] = self._tokenizer(
-            list(texts), truncation=True, max_length=self.max_seq_length, padding=False
-        )["input_ids"]
+        ids = self.token_ids(list(texts))
         # Longest first, in batches of similar length: a batch pads only to its own longest text.
         order = sorted(range(len(ids)), key=lambda i: -len(ids[i]))
-        starts = range(0, len(order), max(1, batch_size))
+        batch_size = max(1, min(batch_size, MAX_BATCH_ROWS))
+        starts = range(0, len(order), batch_size)
         bar: Any = None
         if progress:
             from tqdm import tqdm
 
-            bar = tqdm(total=len(order), desc="embedding (onnx int8)", unit="chunk")
+            bar = tqdm(total=len(order), desc=f"embedding ({self.model_path.stem})", unit="chunk")
         for start in starts:
             rows = order[start : start + batch_size]
             out[rows] = self._embed_batch([ids[r] for r in rows])
@@ -356,7 +521,4 @@ class OnnxEmbedder:
             mask[row, : len(seq)] = 1
         feeds = {"input_ids": input_ids, "attention_mask": mask, "token_type_ids": np.zeros_like(input_ids)}
         tokens = self._session.run(None, {name: feeds[name] for name in self._inputs})[0]
-        if self.pooling == "cls":
-            pooled = tokens[:, 0, :]
-            return np.asarray(pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12), np.float32)
-        return _mean_pool(tokens, mask)
+        return _pool(tokens, mask, self.pooling)

@@ -121,11 +121,7 @@ def fit_logistic(
     keep = [(x, y) for x, y in zip(xs, ys, strict=True) if len(y) and y.max() > 0]
     x = np.concatenate([k[0] for k in keep]).astype(np.float64)
     y = np.concatenate([k[1] for k in keep]).astype(np.float64)
-    sw = (
-        np.concatenate([np.full(len(k[1]), 1.0 / len(k[1])) for k in keep]) * len(keep)
-        if balance
-        else np.ones(len(y))
-    )
+    sw = np.concatenate([np.full(len(k[1]), 1.0 / len(k[1])) for k in keep]) * len(keep) if balance else np.ones(len(y))
     xb = np.hstack([x, np.ones((len(x), 1))])
     w = np.zeros(xb.shape[1])
     reg = np.full(xb.shape[1], l2)

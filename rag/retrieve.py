@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from rag.embed import Embedder, load_embedder, model_identity
+from rag.embed import Embedder, load_query_embedder, model_identity
 from rag.errors import IndexMismatchError, QueryError
 from rag.outlets import outlet_key
 from rag.query import MAX_QUERY_CHARS, Query, analyse, clean_query
@@ -239,7 +239,8 @@ def get_retriever(index_dir: Path, model: str | None = None) -> Retriever:
                 f"index in {index_dir} was built with model {stored_model!r}, not {model!r}; "
                 f"rebuild it with `rag index --rebuild --model {model} --index-dir {index_dir}`"
             )
-        retriever = Retriever(stored, load_embedder(stored_model))
+        onnx_copy = stored.manifest.settings.get("query_onnx")  # no torch for questions when there is one
+        retriever = Retriever(stored, load_query_embedder(stored.directory, stored_model, onnx_copy))
         _RETRIEVERS[key] = retriever
         _STAMPS[key] = stamp
         return retriever

@@ -37,7 +37,7 @@ from rag.lexical import LexicalIndex
 from rag.locks import file_lock
 from rag.types import Chunk, Document
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: document text is the whole file, with body_start
 MANIFEST = "manifest.json"
 LOCK = ".lock"
 
@@ -123,7 +123,7 @@ def rebuild_hint(index_dir: Path) -> str:
     return f"rebuild it with `rag index --rebuild --index-dir {index_dir}`"
 
 
-def read_manifest(index_dir: Path) -> Manifest:
+def read_manifest(index_dir: Path, any_format: bool = False) -> Manifest:
     path = Path(index_dir) / MANIFEST
     if not path.exists():
         raise IndexMissingError(f"no index in {index_dir}; build one with `rag index corpus --index-dir {index_dir}`")
@@ -132,10 +132,11 @@ def read_manifest(index_dir: Path) -> Manifest:
         manifest = Manifest.from_json(data)
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise IndexMismatchError(f"index manifest in {index_dir} is unreadable; {rebuild_hint(index_dir)}") from exc
-    if manifest.format_version != FORMAT_VERSION:
+    if manifest.format_version != FORMAT_VERSION and not any_format:
         raise IndexMismatchError(
             f"index in {index_dir} has format {manifest.format_version}, this version reads "
-            f"{FORMAT_VERSION}; {rebuild_hint(index_dir)}"
+            f"{FORMAT_VERSION}; update it with `rag index --index-dir {index_dir}` (texts already embedded are "
+            "not embedded again)"
         )
     return manifest
 
@@ -192,6 +193,7 @@ def document_to_json(doc: Document) -> dict[str, Any]:
         "date": doc.date,
         "url": doc.url,
         "pages": [list(p) for p in doc.pages],
+        "body_start": doc.body_start,
         "text": doc.text,
     }
 
@@ -207,6 +209,7 @@ def document_from_json(data: dict[str, Any]) -> Document:
         date=data.get("date", ""),
         url=data.get("url", ""),
         pages=tuple((int(a), int(b)) for a, b in data.get("pages", [])),
+        body_start=int(data.get("body_start", 0)),
     )
 
 
@@ -303,7 +306,8 @@ def _remove_old_generations(index_dir: Path, keep: set[int]) -> None:
     for path in index_dir.iterdir():
         stem = path.name.split(".", 1)[0]
         prefix, _, number = stem.rpartition("-")
-        if prefix in ("documents", "chunks", "vectors", "dense", "bm25", "sentences", "sentence-vectors") and number.isdigit():
+        kinds = ("documents", "chunks", "vectors", "dense", "bm25", "sentences", "sentence-vectors")
+        if prefix in kinds and number.isdigit():
             if int(number) not in keep:
                 if path.is_dir():
                     shutil.rmtree(path, ignore_errors=True)
@@ -313,12 +317,13 @@ def _remove_old_generations(index_dir: Path, keep: set[int]) -> None:
             path.unlink(missing_ok=True)
 
 
-def load_index(index_dir: Path, verify: bool = True) -> StoredIndex:
-    """Load the committed generation; checksums catch truncated or edited files."""
+def load_index(index_dir: Path, verify: bool = True, any_format: bool = False) -> StoredIndex:
+    """Load the committed generation; checksums catch truncated or edited files. `any_format` also
+    loads an index of an older format, for a build that reuses its vectors (texts it embedded)."""
     import faiss
 
     index_dir = Path(index_dir)
-    manifest = read_manifest(index_dir)
+    manifest = read_manifest(index_dir, any_format)
     names = generation_names(manifest.generation)
     if verify:
         for name, expected in manifest.files.items():

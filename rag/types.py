@@ -15,7 +15,9 @@ class Span:
 
 @dataclass(frozen=True)
 class Document:
-    """One article. `text` is the text every offset points into."""
+    """One article. `text` is the text every offset points into: for a .txt/.md file in UTF-8 the whole
+    file as `Path(source).read_text(encoding="utf-8")` returns it, header block included; for other
+    encodings the decoded file text; for HTML and PDF the extracted text. The article starts at `body_start`."""
 
     doc_id: str  # content hash: the same article under two names is one document
     source: str  # path of the file it came from
@@ -28,6 +30,11 @@ class Document:
     # (offset in text, 1-based page number) for each page start of a PDF; empty otherwise
     pages: tuple[tuple[int, int], ...] = ()
     warnings: tuple[str, ...] = ()
+    body_start: int = 0  # where the article starts in `text`, after a metadata header block
+
+    @property
+    def body(self) -> str:
+        return self.text[self.body_start :]
 
     def page_at(self, offset: int) -> int | None:
         page = None

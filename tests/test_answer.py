@@ -19,6 +19,7 @@ from rag.answer import (
 from rag.outlets import find_outlets, outlet_key, strip_outlet_phrases
 from rag.retrieve import Retriever, get_retriever
 
+
 def _verbatim(retriever: Retriever, answer_quotes: tuple) -> None:  # type: ignore[type-arg]
     for quote in answer_quotes:
         doc = retriever.stored.documents[quote.doc_id]
@@ -95,12 +96,17 @@ def test_same_fact_from_several_outlets_is_said_once(tmp_path: Path, write_artic
         title="Atlantic crossing",
         outlet="Blimp Gazette",
     )
-    write_article(tmp_path / "src" / "c.txt", "Light winds were forecast for Tuesday.", title="Weather", outlet="Almanac")
+    write_article(
+        tmp_path / "src" / "c.txt", "Light winds were forecast for Tuesday.", title="Weather", outlet="Almanac"
+    )
     build_index([tmp_path / "src"], tmp_path / "idx", embedder=HashEmbedder())
     answer = answer_question(get_retriever(tmp_path / "idx"), "Who commanded the zeppelin fleet during the crossing?")
     # Default settings: two outlets' identical sentences are one fact, shown once, both outlets named.
     assert {q.outlet for q in answer.quotes} == {"Airship Daily", "Blimp Gazette"}
-    assert any(n in answer.notes for n in ("Reported by Airship Daily and Blimp Gazette.", "Reported by Blimp Gazette and Airship Daily."))
+    assert any(
+        n in answer.notes
+        for n in ("Reported by Airship Daily and Blimp Gazette.", "Reported by Blimp Gazette and Airship Daily.")
+    )
     shown = [line for line in answer.text.splitlines() if line.startswith("> ") and not line.startswith("> _")]
     assert len(shown) == 1 < len(answer.quotes)
 

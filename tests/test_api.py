@@ -3,6 +3,10 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +25,31 @@ from rag.store import MANIFEST, read_manifest
 
 FAKE = BuildSettings(model="hash:256")
 TENTS = "How many tents did Israel order from China?"
+REPO = Path(__file__).resolve().parents[1]
+SEED_FILES = (Path("/work/shared/eval/seed_qa.jsonl"), REPO / "tests" / "data" / "seed_dev.jsonl")
+
+
+def seed_questions() -> list[tuple[str, tuple[str, ...]]]:
+    """(question, history) of every seed question there is on this machine."""
+    rows = [json.loads(line) for f in SEED_FILES if f.is_file() for line in f.read_text().splitlines() if line.strip()]
+    assert rows, "no seed questions found"
+    return [(r["question"], tuple(r.get("history") or ())) for r in rows]
+
+
+def check_positions_in_files(index_dir: Path) -> int:
+    """Every passage and quote for every seed question is the file's own text at its start:end."""
+    checked = 0
+    files: dict[str, str] = {}
+    for question, history in seed_questions():
+        answer = rag.ask(question, history=history, index_dir=index_dir)
+        found = [*rag.retrieve(question, k=8, history=history, index_dir=index_dir), *answer.passages, *answer.quotes]
+        for item in found:
+            assert Path(item.source).suffix in (".txt", ".md")
+            text = files.setdefault(item.source, Path(item.source).read_text(encoding="utf-8"))
+            assert text[item.start : item.end] == item.text, (question, item.source, item.start)
+            assert rag.document(item.doc_id, index_dir=index_dir).text[item.start : item.end] == item.text
+            checked += 1
+    return checked
 
 
 @pytest.fixture
@@ -56,7 +85,7 @@ def verbatim(index_dir: Path, doc_id: str, start: int, end: int) -> str:
 
 
 def test_public_names() -> None:
-    for name in ("build_index", "retrieve", "ask", "Passage", "Answer", "Quote", "QueryError", "RagError"):
+    for name in ("build_index", "retrieve", "ask", "document", "Passage", "Answer", "Quote", "QueryError", "RagError"):
         assert name in rag.__all__ and hasattr(rag, name)
 
 
@@ -180,3 +209,74 @@ def test_ask_on_two_indexes_with_different_models(
     first = rag.ask(TENTS, index_dir=tmp_path / "index-256")
     second = rag.ask(TENTS, index_dir=tmp_path / "index-128")
     assert first.passages and second.passages
+
+
+def test_positions_of_passages_and_quotes_index_the_file(api_index: Path) -> None:
+    # The seed files open with a Title/Outlet header block: offsets count it, as the file does.
+    assert check_positions_in_files(api_index) > 100
+
+
+@pytest.mark.slow
+def test_positions_index_the_file_with_the_real_model(real_index: Path) -> None:
+    assert check_positions_in_files(real_index) > 100
+
+
+def test_document_is_the_text_offsets_index(api_index: Path, corpus_dir: Path) -> None:
+    passage = rag.retrieve(TENTS, k=1, index_dir=api_index)[0]
+    doc = rag.document(passage.doc_id, index_dir=api_index)
+    assert isinstance(doc, rag.Document) and doc.source == passage.source and doc.outlet == passage.outlet
+    assert doc.text == Path(doc.source).read_text(encoding="utf-8")
+    assert doc.text.startswith("Title: ") and doc.text[doc.body_start - 2 : doc.body_start] == "\n\n"
+    assert doc.body_start <= passage.start
+    with pytest.raises(QueryError, match="no document"):
+        rag.document("no-such-id", index_dir=api_index)
+
+
+# --- a question from the shell: nothing heavy imported ------------------------------------------------------------
+
+HEAVY = ("torch", "sentence_transformers", "transformers", "gradio")
+_ASK_AND_LIST_MODULES = """
+import json, sys
+from rag.cli import main
+code = main(["ask", sys.argv[1], "--index-dir", sys.argv[2]])
+print(json.dumps({"code": code, "modules": sorted(sys.modules)}))
+"""
+
+
+def ask_in_a_fresh_process(index_dir: Path, env: dict[str, str] | None = None) -> tuple[dict[str, object], str]:
+    done = subprocess.run(
+        [sys.executable, "-c", _ASK_AND_LIST_MODULES, TENTS, str(index_dir)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})},
+        timeout=300,
+    )
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report["code"] == 0, done.stderr
+    return report, done.stdout + done.stderr
+
+
+def test_importing_the_package_imports_nothing_heavy() -> None:
+    code = "import json, sys, rag, rag.cli, rag.api, rag.retrieve, rag.answer; print(json.dumps(sorted(sys.modules)))"
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)}
+    )
+    modules = set(json.loads(done.stdout))
+    assert not modules & {*HEAVY, "onnxruntime", "faiss", "bm25s", "scipy", "trafilatura", "pypdf", "tqdm"}
+
+
+def test_a_question_does_not_import_torch(api_index: Path) -> None:
+    report, _ = ask_in_a_fresh_process(api_index)
+    assert not set(HEAVY) & set(report["modules"])  # type: ignore[arg-type]
+
+
+@pytest.mark.slow
+def test_a_question_on_a_real_index_runs_its_onnx_copy_without_torch(real_index: Path) -> None:
+    report, output = ask_in_a_fresh_process(real_index)
+    modules = set(report["modules"])  # type: ignore[arg-type]
+    assert "onnxruntime" in modules and not set(HEAVY) & modules
+    assert "40,000" in output and "Loading" not in output and "%|" not in output  # no progress bar
+    # The comparison the benchmark makes: the same question through sentence-transformers, still no bar.
+    report, output = ask_in_a_fresh_process(real_index, {"RAG_QUERY_EMBEDDER": "torch"})
+    assert "sentence_transformers" in report["modules"]  # type: ignore[operator]
+    assert "40,000" in output and "Loading" not in output and "%|" not in output

@@ -279,3 +279,20 @@ def test_a_failing_file_system_or_a_bug_is_still_one_line(
     assert_one_line_error(code, out, err, "unexpected RuntimeError: boom\\nsecond line", "-v")
     with pytest.raises(RuntimeError):  # -v: the traceback, for whoever debugs it
         main(["-v", "index", str(corpus_dir), "--index-dir", str(index_dir), "-q"])
+
+
+def test_index_prints_each_warning_once(corpus_dir: Path, index_dir: Path) -> None:
+    """As a real process: a file without an outlet and an unreadable one are each reported once (on
+    stdout, in the report), not again by the log on stderr."""
+    (corpus_dir / "no-outlet.txt").write_text("An article that names no outlet anywhere.\n", encoding="utf-8")
+    (corpus_dir / "empty.txt").touch()
+    done = subprocess.run(
+        [sys.executable, "-m", "rag.cli", "index", str(corpus_dir), "--index-dir", str(index_dir), "-q"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "RAG_MODEL": "hash:256"},
+        timeout=120,
+    )
+    assert done.returncode == 0 and done.stderr == ""
+    both = done.stdout + done.stderr
+    assert both.count("no outlet declared") == 1 and both.count("file is empty") == 1

@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+import logging
 import socket
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from rag.embed import DEFAULT_MODEL, HashEmbedder, load_embedder, model_identity, resolve_model_path
+import rag.embed
+import rag.onnx_embed
+from rag.embed import (
+    DEFAULT_MODEL,
+    HashEmbedder,
+    load_embedder,
+    load_query_embedder,
+    model_identity,
+    resolve_model_path,
+    set_query_embedder,
+)
 from rag.errors import RagError
 
 
@@ -127,3 +138,43 @@ def test_unknown_local_path_fails_clearly(no_network: list[object], tmp_path: Pa
     with pytest.raises(RagError, match="cannot load embedding model"):
         load_embedder(str(tmp_path / "missing-model-dir"))
     assert no_network == []
+
+
+# --- the query embedder: an index's ONNX copy, else the model ----------------------------------------------------
+
+
+def test_query_embedder_without_an_onnx_copy_is_the_model(tmp_path: Path) -> None:
+    assert load_query_embedder(tmp_path, "hash:32", None) is load_embedder("hash:32")
+    assert load_query_embedder(tmp_path, "hash:32", {}) is load_embedder("hash:32")
+
+
+def test_a_broken_onnx_copy_falls_back_to_the_model(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    copy = tmp_path / "query-onnx-x"
+    copy.mkdir()
+    (copy / "model-fp32.onnx").write_bytes(b"not a model")
+    with caplog.at_level(logging.WARNING, logger="rag.embed"):
+        embedder = load_query_embedder(tmp_path, "hash:32", {"dir": copy.name, "file": "model-fp32.onnx"})
+    assert embedder is load_embedder("hash:32")
+    assert any("ONNX copy" in r.getMessage() for r in caplog.records)
+
+
+def test_torch_query_embedder_ignores_the_onnx_copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(rag.embed, "_query_embedder", "auto")
+    opened: list[Path] = []
+
+    class Copy:
+        @classmethod
+        def from_bundle(cls, path: Path, name: str) -> HashEmbedder:
+            opened.append(path)
+            return HashEmbedder(dimension=8)
+
+    monkeypatch.setattr(rag.onnx_embed, "OnnxEmbedder", Copy)
+    record = {"dir": "query-onnx-y", "file": "model-fp32.onnx"}
+    first = load_query_embedder(tmp_path, "hash:32", record)
+    assert first.dimension == 8 and opened == [tmp_path.resolve() / "query-onnx-y" / "model-fp32.onnx"]
+    assert load_query_embedder(tmp_path, "hash:32", record) is first  # loaded once per process
+    set_query_embedder("torch")
+    assert load_query_embedder(tmp_path, "hash:32", record) is load_embedder("hash:32")
+    set_query_embedder("auto")
+    with pytest.raises(RagError, match="unknown query embedder"):
+        set_query_embedder("tensorflow")

@@ -12,10 +12,10 @@ import pytest
 
 from rag.chunk import ChunkSettings
 from rag.embed import HashEmbedder
-from rag.errors import IngestError, QueryError
+from rag.errors import IndexMismatchError, IngestError, QueryError
 from rag.index import BuildSettings, build_index
 from rag.retrieve import get_retriever
-from rag.store import MANIFEST, load_index, read_manifest
+from rag.store import FORMAT_VERSION, MANIFEST, load_index, read_manifest
 
 if TYPE_CHECKING:
     from conftest import CountingEmbedder
@@ -124,7 +124,10 @@ def test_first_build_reports_everything_added(corpus_dir: Path, index_dir: Path,
     report = build(corpus_dir, index_dir, embedder)
     assert sorted(Path(s).name for s in report.added) == CORPUS_FILES
     assert not (report.updated or report.removed or report.unchanged or report.skipped or report.rejected)
-    assert report.documents == 5 and report.embedded == report.chunks == len(embedder.texts) - report.sentences_embedded > 0
+    assert (
+        report.documents == 5
+        and report.embedded == report.chunks == len(embedder.texts) - report.sentences_embedded > 0
+    )
     json.dumps(report.as_dict())  # the CLI prints it
     assert "5 added" in report.summary()
 
@@ -368,3 +371,18 @@ def test_empty_folder_gives_an_empty_index_that_grows(tmp_path: Path, index_dir:
     report = build_index([folder], index_dir, embedder=HashEmbedder())
     assert report.added == (str(folder / "first.txt"),)
     assert get_retriever(index_dir).search("heron")[0].outlet == "Bird News"
+
+
+def test_index_of_an_older_format_is_updated_without_embedding_again(
+    fake_index: Path, corpus_dir: Path, embedder: CountingEmbedder
+) -> None:
+    manifest_path = fake_index / "manifest.json"
+    data = json.loads(manifest_path.read_text(encoding="utf-8"))
+    data["format_version"] = 1
+    manifest_path.write_text(json.dumps(data), encoding="utf-8")
+    with pytest.raises(IndexMismatchError, match="update it with `rag index"):
+        load_index(fake_index)
+    report = build(corpus_dir, fake_index, embedder)
+    assert report.embedded == report.sentences_embedded == len(embedder.texts) == 0
+    assert read_manifest(fake_index).format_version == FORMAT_VERSION
+    assert load_index(fake_index).chunks

@@ -118,7 +118,8 @@ def test_header_block_fills_metadata_and_is_not_text(tmp_path: Path) -> None:
     assert doc.date == "2024-04-01"
     assert doc.url == "https://www.jns.org/us-israel-share-objective/"
     assert doc.author == "JNS Staff"
-    assert doc.text == BODY
+    assert doc.body == BODY
+    assert doc.text == path.read_text(encoding="utf-8")  # offsets are the file's
     assert doc.warnings == ()
     assert doc.source == str(path)
 
@@ -138,7 +139,7 @@ def test_header_key_variants(tmp_path: Path, header: str, field: str, value: str
     path.write_text(f"Title: Headline\n{header}\n\n{BODY}", encoding="utf-8")
     doc = read_document(path)
     assert getattr(doc, field) == value
-    assert doc.text == BODY
+    assert doc.body == BODY
 
 
 def test_yaml_front_matter(tmp_path: Path) -> None:
@@ -159,7 +160,8 @@ def test_yaml_front_matter(tmp_path: Path) -> None:
     assert doc.date == "2024-04-01"  # YAML reads it as a date; kept as ISO text
     assert doc.author == "Jane Roe, John Doe"
     assert doc.url == "https://www.jpost.com/x"
-    assert doc.text == BODY
+    assert doc.body == BODY
+    assert doc.text == path.read_text(encoding="utf-8")
 
 
 @pytest.mark.parametrize("front", ["date: 2024-02-30", "title: " + "[" * 5000, "- " * 3000 + "x", "a: !!float abc"])
@@ -168,7 +170,7 @@ def test_unreadable_front_matter_stays_text(tmp_path: Path, front: str) -> None:
     content = f"---\n{front}\n---\n\n{BODY}"
     path.write_text(content, encoding="utf-8")
     doc = read_document(path)
-    assert doc.text == content
+    assert doc.text == doc.body == content
 
 
 def test_article_starting_with_a_colon_line_is_not_a_header() -> None:
@@ -199,7 +201,7 @@ def test_outlet_inferred_from_seed_sign_off(tmp_path: Path, name: str) -> None:
     doc = read_document(path)
     assert doc.outlet == SEED_OUTLETS[name]
     assert doc.warnings == ()
-    assert doc.text == (SEEDS / name).read_text(encoding="utf-8")  # no header: the whole file is text
+    assert doc.text == doc.body == (SEEDS / name).read_text(encoding="utf-8")  # no header: all is text
     assert doc.title  # first line of the file
 
 
@@ -215,13 +217,14 @@ def test_infer_outlet_patterns() -> None:
 def test_outlet_falls_back_to_file_name_with_warning(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     path = tmp_path / "rafah-briefing.txt"
     path.write_text(BODY, encoding="utf-8")
-    with caplog.at_level(logging.WARNING, logger="rag.ingest"):
+    with caplog.at_level(logging.INFO, logger="rag.ingest"):
         doc = read_document(path)
     assert doc.outlet == "rafah-briefing"
     assert len(doc.warnings) == 1
     assert str(path) in doc.warnings[0]
     assert "rafah-briefing" in doc.warnings[0]
-    assert any(str(path) in r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
+    # Logged for -v only: the warning travels in the Document, and `rag index` prints it once from the report.
+    assert [r.levelno for r in caplog.records if str(path) in r.getMessage()] == [logging.INFO]
 
 
 def test_same_content_same_doc_id_other_content_other_id(tmp_path: Path) -> None:
@@ -403,7 +406,8 @@ def test_latin1_text_decodes(tmp_path: Path) -> None:
     path = tmp_path / "latin.txt"
     path.write_bytes(("Outlet: Le Monde\n\n" + ACCENTED).encode("latin-1"))
     doc = read_document(path)
-    assert doc.text == ACCENTED
+    assert doc.body == ACCENTED
+    assert doc.text == "Outlet: Le Monde\n\n" + ACCENTED  # not UTF-8: offsets index the decoded text
     assert doc.outlet == "Le Monde"
 
 
@@ -411,7 +415,7 @@ def test_windows_1252_quotes_decode(tmp_path: Path) -> None:
     path = tmp_path / "cp.txt"
     text = "Outlet: JNS\n\n\u201cWe know,\u201d she said \u2014 it\u2019s done.\n"
     path.write_bytes(text.encode("cp1252"))
-    assert read_document(path).text == "\u201cWe know,\u201d she said \u2014 it\u2019s done.\n"
+    assert read_document(path).body == "\u201cWe know,\u201d she said \u2014 it\u2019s done.\n"
 
 
 @pytest.mark.parametrize(
@@ -430,7 +434,7 @@ def test_unicode_encodings_decode(tmp_path: Path, encode) -> None:  # type: igno
     path.write_bytes(encode("Outlet: JNS\r\n\r\n" + ACCENTED.replace("\n", "\r\n") + "Hebrew: שלום\r\n"))
     doc = read_document(path)
     assert doc.outlet == "JNS"
-    assert doc.text == ACCENTED + "Hebrew: שלום\n"  # CRLF normalised
+    assert doc.body == ACCENTED + "Hebrew: שלום\n"  # CRLF normalised
 
 
 def test_empty_file_is_rejected(tmp_path: Path) -> None:
@@ -502,7 +506,7 @@ def test_script_markdown_links_and_control_characters_are_kept_as_text(tmp_path:
     path = tmp_path / "odd.md"
     path.write_text("Outlet: JNS\n\n" + body, encoding="utf-8")
     doc = read_document(path)
-    assert doc.text == body
+    assert doc.body == body
 
 
 def test_decode_text_refuses_binary_directly() -> None:
@@ -524,8 +528,50 @@ def test_iter_source_files_skips_hidden_and_unsupported(tmp_path: Path) -> None:
         list(iter_source_files([tmp_path / "missing"]))
 
 
-# ---------------------------------------------------------------------------------------------
-# Symbolic links: followed only to a target inside the sources, every other one reported.
+# --- offsets are the file's ----------------------------------------------------------------------
+
+HEADED = "Title: Rafah talks\nOutlet: JNS\nDate: 2024-04-01\n\n" + BODY
+
+
+@pytest.mark.parametrize(
+    ("name", "data"),
+    [
+        ("header.txt", HEADED.encode("utf-8")),
+        ("crlf.txt", HEADED.replace("\n", "\r\n").encode("utf-8")),
+        ("cr.txt", HEADED.replace("\n", "\r").encode("utf-8")),
+        ("bom.txt", codecs.BOM_UTF8 + HEADED.replace("\n", "\r\n").encode("utf-8")),
+        ("bom-no-header.md", codecs.BOM_UTF8 + BODY.encode("utf-8")),
+        ("front.md", ("---\ntitle: Rafah talks\noutlet: JNS\n---\n\n" + BODY).encode("utf-8")),
+        ("no-header.txt", ("Washington: the talks went on.\n\n" + BODY).encode("utf-8")),
+    ],
+)
+def test_chunk_offsets_index_the_file_text(tmp_path: Path, name: str, data: bytes) -> None:
+    from rag.chunk import ChunkSettings, chunk_document, word_count
+
+    path = tmp_path / name
+    path.write_bytes(data)
+    doc = read_document(path)
+    file_text = path.read_text(encoding="utf-8")
+    assert doc.text == file_text
+    assert doc.body.strip() == BODY.strip() or doc.body.startswith("Washington:")
+    chunks = chunk_document(doc, ChunkSettings(max_tokens=20, min_tokens=5), word_count)
+    assert len(chunks) > 2
+    for chunk in chunks:
+        assert chunk.start >= doc.body_start
+        assert file_text[chunk.start : chunk.end] == chunk.text
+    assert "Title" not in "".join(c.text for c in chunks) and "outlet" not in "".join(c.text for c in chunks)
+
+
+def test_pdf_header_block_is_kept_in_the_text_and_pages_keep_their_offsets(tmp_path: Path) -> None:
+    path = tmp_path / "headed.pdf"
+    path.write_bytes(
+        make_pdf([["Title: Rafah talks", "Outlet: JNS", " ", "Top officials held a virtual meeting."], ["Page two."]])
+    )
+    doc = read_document(path)
+    assert (doc.title, doc.outlet) == ("Rafah talks", "JNS")
+    assert doc.text.startswith("Title: Rafah talks") and doc.body.startswith("Top officials")
+    assert doc.pages == ((0, 1), (doc.text.index("Page two."), 2))
+    assert doc.page_at(doc.body_start) == 1
 
 
 @pytest.fixture

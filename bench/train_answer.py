@@ -57,11 +57,11 @@ def _strings(row: dict[str, Any]) -> list[list[str]]:
     return [[answer]] if answer else []
 
 
-def collect(retriever: Retriever, rows: list[dict[str, Any]], group_of: Any, passages: int = 8) -> list[Example]:
+def collect(retriever: Retriever, rows: list[dict[str, Any]], group_of: Any) -> list[Example]:
     out = []
     for row in rows:
         q = retriever.analyse(row["question"], row.get("history") or [], row.get("outlets"))
-        found = candidates(retriever, retriever.search_query(q, k=passages), AnswerSettings().min_words)
+        found = candidates(retriever, retriever.search_query(q, k=AnswerSettings().passages), AnswerSettings().min_words)
         groups = _strings(row)
         if not found:
             continue
@@ -71,7 +71,7 @@ def collect(retriever: Retriever, rows: list[dict[str, Any]], group_of: Any, pas
             Example(
                 qid=row["id"],
                 group=group_of(row),
-                x=features(q, found),
+                x=features(q, found, retriever.embedder),
                 y=np.array([1.0 if h else 0.0 for h in holds]),
                 outlets=[outlet_key(c.passage.outlet) for c in found],
                 gold_outlets={outlet_key(o) for o in row.get("gold_outlets") or []},

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from rag.embed import Embedder
 from rag.lexical import tokenize
 from rag.outlets import outlet_key
 from rag.query import Query
@@ -122,7 +123,15 @@ FEATURES = (
     "lead",
     "refers",
     "length",
+    "strict_slot_missing",
+    "speech",
+    "counted",
+    "dense_order",
+    "lexical_order",
 )
+
+_ASKS_SPEECH = re.compile(r"\b(?:say|says|said|tell|told|warn|warned|describe|call|called|claim|claimed)\b", re.I)
+_SPEECH = re.compile(r"[“\"]|\b(?:said|says|told|warned|stated|added|according to)\b", re.I)
 
 
 def _slot_matches(kind: str | None, text: str, asked_terms: set[str]) -> list[tuple[int, int]]:
@@ -158,10 +167,33 @@ def _distance_feature(text: str, slots: list[tuple[int, int]], anchors: set[str]
     return 1.0 / (1.0 + max(0, gap - 1))
 
 
-def features(q: Query, candidates: Sequence[Candidate]) -> np.ndarray:
+def _counted_similarity(q: Query, candidates: Sequence[Candidate], embedder: Embedder | None) -> np.ndarray:
+    """For a how-many question: how close what each figure counts ("3,000 *fighters*", "1.3 million
+    *civilians*") is to what is asked about ("Hamas fighters"), by embedding, so that "operatives"
+    counts as fighters and "civilians" does not. One batch of a few short phrases per question."""
+    out = np.zeros(len(candidates), np.float32)
+    if q.kind != "number" or q.focus_vector is None or embedder is None:
+        return out
+    phrases: dict[str, list[int]] = {}
+    for i, c in enumerate(candidates):
+        for m in _FIGURE.finditer(c.text):
+            counted = _COUNTED_PHRASE.match(c.text, m.end())
+            if counted:
+                phrases.setdefault(counted.group(1).lower(), []).append(i)
+    if not phrases:
+        return out
+    similarity = embedder.encode(list(phrases)) @ q.focus_vector
+    for value, members in zip(similarity.tolist(), phrases.values(), strict=True):
+        for i in members:
+            out[i] = max(out[i], value)
+    return out
+
+
+def features(q: Query, candidates: Sequence[Candidate], embedder: Embedder | None = None) -> np.ndarray:
     """[candidates x FEATURES]: what the model sees of each sentence."""
     if not candidates:
         return np.zeros((0, len(FEATURES)), np.float32)
+    counted = _counted_similarity(q, candidates, embedder)
     vectors = np.stack([c.vector for c in candidates])
     dense = vectors @ q.vector
     if q.context_vector is not None:
@@ -185,8 +217,9 @@ def features(q: Query, candidates: Sequence[Candidate]) -> np.ndarray:
     mass = sum(idf(t) for t in asked) + cw * sum(idf(t) for t in context) or 1.0
     focus = set(q.focus)
     anchors = {q.focus[-1]} if q.focus else asked  # the head noun: "how many Hamas *fighters*"
+    asks_speech = bool(_ASKS_SPEECH.search(q.text))
     rows = []
-    for c, ts, d, fd in zip(candidates, terms, dense, focus_dense, strict=True):
+    for c, ts, d, fd, counted_value in zip(candidates, terms, dense, focus_dense, counted, strict=True):
         lexical = (sum(idf(t) for t in asked & ts) + cw * sum(idf(t) for t in context & ts)) / mass
         slots = _slot_matches(q.kind, c.text, asked | context)
         rows.append(
@@ -202,9 +235,19 @@ def features(q: Query, candidates: Sequence[Candidate]) -> np.ndarray:
                 1.0 if c.position < 3 else 0.0,
                 1.0 if _REFERS.match(c.text) else 0.0,
                 float(np.log1p(len(ts))),
+                # A how-many, how-long or when question is not answered by a sentence without one.
+                1.0 if q.kind in ("number", "duration", "date") and not slots else 0.0,
+                1.0 if asks_speech and _SPEECH.search(c.text) else 0.0,
+                float(counted_value),
             )
         )
     x = np.asarray(rows, dtype=np.float32)
+    # The sentence's place among this question's candidates, by embedding and by words.
+    order = np.zeros((len(x), 2), np.float32)
+    for j, column in enumerate((0, 2)):
+        ranks = np.argsort(np.argsort(-x[:, column], kind="stable"), kind="stable")
+        order[:, j] = 1.0 / (1.0 + ranks)
+    x = np.hstack([x, order])
     # How far each sentence is from the best of this question's candidates: the absolute scales of
     # similarity differ from question to question, the order within one question is what counts.
     gaps = x[:, :3] - x[:, :3].max(axis=0, keepdims=True)
@@ -269,7 +312,7 @@ def score_sentences(
     found = candidates(retriever, passages, s.min_words)
     if not found:
         return []
-    p = load_model().probability(features(q, found))
+    p = load_model().probability(features(q, found, retriever.embedder))
     scored = [ScoredSentence(c, float(prob)) for c, prob in zip(found, p, strict=True)]
     scored.sort(key=lambda x: -x.probability)
     return scored
@@ -454,6 +497,7 @@ _FIGURE = re.compile(
 _NOT_A_COUNT = re.compile(r"^(?:19|20)\d\d$|^\d{1,2}$")  # years and day numbers are not what differs
 
 
+_COUNTED_PHRASE = re.compile(r"\s+((?:[A-Za-z][\w-]*\s+)?[A-Za-z][\w-]*)")
 _COUNTED = re.compile(r"\s+(?!(?:and|or|of|in|to|the|a|an|are|is|were|was|have|has|had|who|that)\b)[A-Za-z][\w-]*")
 
 

@@ -20,7 +20,7 @@ from rag.validate import is_text
 MAX_QUERY_CHARS = 2000  # longer questions are cut: nothing in a question needs more
 HISTORY_TURNS = 2  # earlier questions a follow-up may lean on
 
-# Words that point back into the conversation. A question with none of them (and more than two
+# Words that point back into the conversation. A question with none of them (and more than one
 # content words) is self-contained and answered as if asked alone, whatever came before.
 _REFERRING = re.compile(
     r"\b(?:they|them|their|theirs|it|its|there|he|him|his|she|her|hers|this|that|these|those|"
@@ -54,6 +54,7 @@ _FOCUS_AFTER = re.compile(
     rf"((?:(?!(?:{_AUX})\b)[\w'-]+\s*){{1,3}})",
     re.IGNORECASE,
 )
+_KIND_OF = re.compile(r"\b(?:kind|kinds|type|types|sort|sorts) of\s+", re.IGNORECASE)
 _FOCUS_WHO = re.compile(rf"\bwho\s+(?:(?:{_AUX})\s+)?([\w'-]+)", re.IGNORECASE)
 
 
@@ -102,7 +103,7 @@ def clean_query(query: object, allow_empty: bool = False) -> str:
 
 def is_follow_up(question: str) -> bool:
     """Does the question lean on what was asked before ("And where were they held?")?"""
-    return bool(_REFERRING.search(question) or _CONTINUATION.search(question) or len(tokenize(question)) <= 2)
+    return bool(_REFERRING.search(question) or _CONTINUATION.search(question) or len(tokenize(question)) <= 1)
 
 
 def answer_kind(question: str) -> str | None:
@@ -114,10 +115,16 @@ def answer_kind(question: str) -> str | None:
 
 def focus_of(question: str) -> str:
     """The words naming what is asked about: "how many Hamas fighters are..." -> "Hamas fighters"."""
+    question = _KIND_OF.sub("", question)  # "what kind of link" asks about a link
     match = _FOCUS_AFTER.search(question) or _FOCUS_WHO.search(question)
     if not match:
         return ""
-    words = [w for w in match.group(1).split() if tokenize(w)]
+    words = []
+    for word in match.group(1).split():
+        if words and re.fullmatch(r"[a-z]+ed", word):  # a verb ends the noun phrase: "newspaper *reported*"
+            break
+        if tokenize(word):
+            words.append(word)
     return " ".join(words)
 
 

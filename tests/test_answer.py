@@ -7,6 +7,8 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from rag.answer import (
     ABSTAIN_TEXT,
@@ -16,6 +18,7 @@ from rag.answer import (
     load_model,
     score_sentences,
 )
+from rag.errors import QueryError
 from rag.outlets import find_outlets, outlet_key, strip_outlet_phrases
 from rag.retrieve import Retriever, get_retriever
 
@@ -212,3 +215,65 @@ def test_real_model_answers_and_abstains(real_index: Path) -> None:
     assert {"JNS", "All Israel News"} <= {q.outlet for q in fighters.quotes}
     assert any("differ" in n for n in fighters.notes)
     assert fighters.text.startswith("**Answer:**")
+
+
+SELF_CONTAINED = (
+    "How many tents did Israel order from China?",
+    "Who led the American side in the virtual meeting?",
+    "How many Hamas fighters are believed to be in Rafah?",
+)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    question=st.sampled_from(SELF_CONTAINED),
+    history=st.lists(
+        st.one_of(
+            st.text(min_size=1, max_size=60),
+            st.sampled_from(["And where were they held?", "What about the civilians?", "Who is the port director?"]),
+        ),
+        max_size=3,
+    ),
+)
+def test_self_contained_answer_does_not_depend_on_history(fake_index: Path, question: str, history: list[str]) -> None:
+    """Whatever came before, a question that needs no conversation gets the answer it gets alone."""
+    retriever = get_retriever(fake_index)
+    try:
+        with_history = answer_question(retriever, question, history=tuple(history))
+    except QueryError:
+        return  # a history that is not text is refused, never silently used
+    alone = answer_question(retriever, question)
+    assert with_history.text == alone.text
+    assert [(q.doc_id, q.start, q.end) for q in with_history.quotes] == [(q.doc_id, q.start, q.end) for q in alone.quotes]
+
+
+@pytest.mark.slow
+def test_regressions_from_the_issue(real_index: Path) -> None:
+    """The six cases a reader reported (issue 8), on the real model."""
+    retriever = get_retriever(real_index)
+    # 1. Every quote for the fighters question holds a figure of fighters, not polls or civilians.
+    fighters = answer_question(retriever, "How many Hamas fighters are in Rafah?")
+    assert fighters.quotes and all(any(f in q.text for f in ("3,000", "4,000")) for q in fighters.quotes)
+    # 2. The follow-up about civilians quotes civilian figures.
+    civilians = answer_question(
+        retriever, "And how many civilians are there?", history=("How many Hamas fighters are in Rafah?",)
+    )
+    assert civilians.quotes and "million" in civilians.quotes[0].text
+    # 3. Only The Jerusalem Post ticked: it gives no fighter count, so the answer says so.
+    post = answer_question(retriever, "How many Hamas fighters are in Rafah?", outlets=["The Jerusalem Post"])
+    assert post.abstained and not post.quotes
+    assert post.text.startswith("None of the ticked outlets (The Jerusalem Post) reports this")
+    # 4. A self-contained question after another is answered as if asked alone.
+    alone = answer_question(retriever, "Who heads Israel's National Security Council?")
+    after = answer_question(
+        retriever, "Who heads Israel's National Security Council?", history=("How many tents did Israel order?",)
+    )
+    assert [q.text for q in after.quotes] == [q.text for q in alone.quotes]
+    # 5. All Israel News is quoted with the sentence that names Sullivan, not a vague one.
+    lead = answer_question(retriever, "Who led the American side?")
+    assert all("Sullivan" in q.text for q in lead.quotes if q.outlet == "All Israel News")
+    # 6. A quote that opens with a reference carries the sentence before it, verbatim.
+    for q in (*fighters.quotes, *civilians.quotes, *lead.quotes):
+        if q.context:
+            doc = retriever.stored.documents[q.doc_id]
+            assert doc.text[q.context_start : q.context_start + len(q.context)] == q.context

@@ -57,9 +57,7 @@ _DATELINE_PREFIX = re.compile(
 )
 _DATELINE_LINES = 15  # a dateline sits in the first lines: header, headline, byline
 
-_URL_DATE = re.compile(
-    r"/(?P<year>(?:19|20)\d{2})(?P<sep>[/-])(?P<month>[01]?\d)(?P=sep)(?P<day>[0-3]?\d)(?=[/._-]|$)"
-)
+_URL_DATE = re.compile(r"/(?P<year>(?:19|20)\d{2})(?P<sep>[/-])(?P<month>[01]?\d)(?P=sep)(?P<day>[0-3]?\d)(?=[/._-]|$)")
 _PDF_DATE = re.compile(r"^D:(\d{4})(\d{2})(\d{2})")
 _NUMERIC_DATE = re.compile(r"^(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})(?=$|[T\s])")
 
@@ -252,6 +250,12 @@ def parse_day(value: str) -> date | None:
 
 
 def display_date(value: str) -> str:
-    """"1 Apr 2024" for a reader ("JNS, 1 Apr 2024"); "" for no date."""
+    """A date for a reader: "1 Apr 2024" (as in "JNS, 1 Apr 2024"); "" for no date."""
     day = parse_day(value)
     return f"{day.day} {day:%b %Y}" if day else ""
+
+
+def attribution(outlet: str, published: str) -> str:
+    """An outlet and its article's date, "JNS, 1 Apr 2024"; just the outlet when undated."""
+    shown = display_date(published)
+    return f"{outlet}, {shown}" if shown else outlet

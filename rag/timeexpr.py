@@ -152,7 +152,10 @@ def resolve_time(question: str, as_of: date) -> TimeScope:
             continue  # "Theresa May", "the 2021 election", "Biden and May"; but "in March or April"
         if _lowercase_may(match, kind):
             continue  # "what may happen"
-        resolved = _resolve(match, kind, as_of)
+        try:
+            resolved = _resolve(match, kind, as_of)
+        except (ValueError, OverflowError):  # "the past 999 years" from year 1: no such days
+            continue
         if resolved is None:
             continue
         found.append((prep, *resolved))
@@ -188,9 +191,9 @@ def _combine(found: list[tuple[str, date, date]]) -> tuple[date | None, date | N
         if prep in ("since", "from", "between"):
             start = first if start is None else max(start, first)
         elif prep == "after":
-            start = max(start or date.min, last + timedelta(days=1))
+            start = max(start or date.min, last + timedelta(days=1) if last < date.max else last)
         elif prep == "before":
-            end = min(end or date.max, first - timedelta(days=1))
+            end = min(end or date.max, first - timedelta(days=1) if first > date.min else first)
         elif prep in _TO | {"by", "and"}:
             end = last if end is None else min(end, last)
         else:  # "on", "in", "during" or none: the time itself; two of them are both asked about

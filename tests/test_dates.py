@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import io
 import os
+from datetime import date
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pypdf import PdfWriter
 from pypdf.generic import DecodedStreamObject, DictionaryObject, NameObject
 
@@ -289,3 +292,12 @@ def test_parse_day() -> None:
     assert str(parse_day("D:20240401120000Z")) == "2024-04-01"
     assert parse_day("") is None
     assert parse_day("not a date") is None
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=80))
+def test_any_value_is_a_valid_iso_day_or_nothing(value: str) -> None:
+    day = normalise_date(value)
+    assert day == "" or date.fromisoformat(day).isoformat() == day
+    for found in (dateline_date(value), html_published_date(value), url_date(value)):
+        assert found == "" or date.fromisoformat(found).isoformat() == found

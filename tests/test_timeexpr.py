@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import date, datetime
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from rag.errors import QueryError, RagError
 from rag.timeexpr import TimeScope, parse_as_of, parse_date, resolve_time, window_label
@@ -187,3 +189,59 @@ def test_invalid_as_of_is_one_line_query_error(value: str, reason: str) -> None:
 def test_parse_date_names_the_bound() -> None:
     with pytest.raises(QueryError, match=r"^invalid since '2024-00-10'"):
         parse_date("2024-00-10", "since")
+
+
+WORDS = st.sampled_from(
+    [
+        "on",
+        "in",
+        "since",
+        "until",
+        "before",
+        "after",
+        "between",
+        "and",
+        "or",
+        "to",
+        "from",
+        "the",
+        "latest",
+        "now",
+        "March",
+        "May",
+        "may",
+        "Monday",
+        "last",
+        "this",
+        "past",
+        "week",
+        "weeks",
+        "month",
+        "year",
+        "days",
+        "ago",
+        "few",
+        "29",
+        "2022",
+        "2022-02-30",
+        "12/31/2022",
+        "early",
+        "late",
+        "weekend",
+        "today",
+        "USA",
+        "Rafah",
+        "?",
+    ]
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.one_of(st.text(max_size=60), st.lists(WORDS, max_size=10).map(" ".join)))
+def test_any_question_resolves_with_ordered_spans_inside_it(question: str) -> None:
+    scope = resolve_time(question, WEDNESDAY)
+    ends = [0]
+    for span in scope.spans:
+        assert ends[-1] <= span.start < span.end <= len(question)
+        ends.append(span.end)
+    assert scope.label or not scope.has_window

@@ -18,8 +18,13 @@ window. Windows are whole days, inclusive at both ends, and never run past `as_o
   "between X and Y" both;
 - "the latest", "now", "currently", "recent", "so far": no window, a strong recency preference.
 
-The window is the time the question is about: a report of Monday's event may be published on
-Tuesday, so a retriever should treat `until` of a short window as soft.
+Left alone: a bare year or month ("the 2021 election", "Theresa May"), a baseline ("compared to
+a year ago", "than last year"), a plan ("later this year"), and events ("since the ceasefire").
+
+The window is the time the question is about, not always when it was reported: a report of
+Monday's event may be published on Tuesday, and "the insurrection on January 6, 2021" names an
+event still reported on years later (`explicit` marks windows from a written date). A retriever
+should treat `until` of a short window, and any `explicit` window, as soft.
 """
 
 from __future__ import annotations
@@ -66,17 +71,30 @@ _PHRASES = (
     r"(?P<weekend>(?:this|last|the|over\s+the)\s+weekend)\b",
     r"(?P<weekday>(?:(?P<weekday_mod>last|this\s+past|this|past)\s+)?"
     r"(?P<weekday_name>monday|tuesday|wednesday|thursday|friday|saturday|sunday))\b",
-    rf"(?P<relative>(?:last|previous|this)\s+(?:week|month|year)|(?P<ago_count>{_COUNT})\s+(?P<ago_unit>day|week|month|year)s?\s+ago"
+    r"(?P<relative>(?:last|previous|this)\s+(?:week|month|year)"
+    rf"|(?P<ago_count>{_COUNT})\s+(?P<ago_unit>day|week|month|year)s?\s+ago"
     r"|(?<!usa\s)(?:today|tonight|this\s+morning|this\s+afternoon|this\s+evening)|yesterday)\b",
     r"(?P<recency>(?:the\s+)?(?:very\s+)?(?:latest|most\s+recent(?:ly)?)|(?:right\s+|just\s+|as\s+of\s+)?now"
-    r"|currently|current|recent(?:ly)?|at\s+the\s+moment|at\s+present|these\s+days|so\s+far|to\s+date)\b",
+    r"|currently|current|recent(?:ly|\s+(?:days|weeks|months|years))?|at\s+the\s+moment|at\s+present|these\s+days"
+    r"|so\s+far|to\s+date)\b",
 )
-_PREPOSITION = r"(?P<prep>on|in|during|since|after|from|until|till|before|by|through|between|and|or|to)\s+(?:the\s+)?"
+_PREPOSITION = (
+    r"(?P<prep>on|in|during|since|after|from|until|till|before|by|through|between|and|or|to)\s+(?P<the>the\s+)?"
+)
 _PATTERN = re.compile(rf"\b(?:{_PREPOSITION})?(?:{'|'.join(_PHRASES)})", re.IGNORECASE)
 _KINDS = (
     "numeric", "year_month", "month_day", "day_month", "part", "month_year", "bare_month", "bare_year",
     "this_week", "rolling", "rolling_one", "weekend", "weekday", "relative", "recency",
 )  # fmt: skip
+_CALENDAR = frozenset(
+    {"numeric", "year_month", "month_day", "day_month", "part", "month_year", "bare_month", "bare_year"}
+)
+# A time that is only a point of comparison or a plan, not the time asked about.
+_BASELINE = re.compile(
+    r"\b(?:compared(?:\s+(?:to|with))?|relative(?:\s+to)?|than|versus|vs\.?|(?:up|down)(?:\s+from)?)\s*$", re.IGNORECASE
+)
+_FUTURE = re.compile(r"\b(?:later|next|coming)\s+$", re.IGNORECASE)
+_NOUN_FOLLOWS = re.compile(r"\s+(?!(?:and|or|to|until|through|when|while|but|as|after|before)\b)[a-z]")
 _BARE = frozenset({"bare_month", "bare_year"})  # need a preposition to be a time: "Theresa May", "2021 election"
 _TO = frozenset({"to", "until", "till", "through"})  # what closes "from X ..."
 _CONNECTORS = frozenset({"and", "or", "to"})  # join a time to the one before it
@@ -92,6 +110,9 @@ class TimeScope:
     recency: Recency = "mild"
     label: str = ""  # for the reader: "Articles from 26 Aug to 2 Sep 2022"; "" without a window
     spans: tuple[Span, ...] = ()  # the time phrases in the question, to leave out of the search query
+    # True when a calendar date written in the question made the window ("on January 6, 2021"): it
+    # may name the event asked about rather than when it was reported, so filter on it softly.
+    explicit: bool = False
 
     @property
     def has_window(self) -> bool:
@@ -113,12 +134,16 @@ class TimeScope:
 def parse_date(value: str | date | datetime, what: str = "date") -> date:
     """A day from an ISO date or datetime ("2024-04-01", "2024-04-01T09:30:00+02:00"), as written.
 
+    "2024/04/01" is read as "2024-04-01"; other forms ("04/01/2024") are ambiguous and refused.
+
     Raises QueryError with one line naming `what` ("as_of", "since", "until") when it is not one."""
     if isinstance(value, datetime):
         return value.date()
     if isinstance(value, date):
         return value
     text = str(value).strip()
+    if re.fullmatch(r"\d{4}/\d{2}/\d{2}", text):  # "2022/06/16", as RealTime QA dates its questions
+        text = text.replace("/", "-")
     shown = text if len(text) <= 40 else text[:37] + "..."
     try:
         if len(text) == 10:
@@ -126,7 +151,7 @@ def parse_date(value: str | date | datetime, what: str = "date") -> date:
         return datetime.fromisoformat(text).date()
     except ValueError as exc:
         reason = str(exc) if "must be in" in str(exc) or "out of range" in str(exc) else "not an ISO date"
-        raise QueryError(f"invalid {what} {shown!r}: {reason}; use YYYY-MM-DD".replace("\n", " ")) from None
+        raise QueryError(f"invalid {what} {shown!r}: {reason}; use YYYY-MM-DD") from None  # repr: one line
 
 
 def parse_as_of(value: str | date | datetime | None) -> date:
@@ -141,17 +166,23 @@ def resolve_time(question: str, as_of: date) -> TimeScope:
     recency: Recency = "mild"
     spans: list[Span] = []
     found: list[tuple[str, date, date]] = []  # (preposition, first day, last day) of each phrase
+    explicit = False
     for match in _PATTERN.finditer(question):
         kind = next(k for k in _KINDS if match.group(k) is not None)
         prep = (match["prep"] or "").lower()
         if kind == "recency":
             recency = "strong"
-            spans.append(Span(match.start(kind), match.end()))
+            spans.append(Span(match.start() if prep in ("in", "during") else match.start(kind), match.end()))
             continue
         if kind in _BARE and (not prep or (prep in _CONNECTORS and not found)):
             continue  # "Theresa May", "the 2021 election", "Biden and May"; but "in March or April"
-        if _lowercase_may(match, kind):
-            continue  # "what may happen"
+        if kind == "bare_year" and (match["the"] or _NOUN_FOLLOWS.match(question, match.end())):
+            continue  # "after the 2020 election", "in 2020 polls": the year names the thing, not the time
+        if _lowercase_may(match, kind) or _BASELINE.search(question, 0, match.start()):
+            continue  # "what may happen"; "up 13% compared to a year ago"
+        if kind in ("relative", "this_week") and _FUTURE.search(question, 0, match.start(kind)):
+            continue  # "later this year": what is planned, reported before it happens
+        explicit = explicit or kind in _CALENDAR
         try:
             resolved = _resolve(match, kind, as_of)
         except (ValueError, OverflowError):  # "the past 999 years" from year 1: no such days
@@ -170,6 +201,7 @@ def resolve_time(question: str, as_of: date) -> TimeScope:
         recency=recency,
         label=window_label(since, until) or ("Latest articles first" if recency == "strong" else ""),
         spans=tuple(spans),
+        explicit=explicit,
     )
 
 

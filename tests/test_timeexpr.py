@@ -109,6 +109,21 @@ def test_recency_words_ask_for_the_latest_without_a_window(question: str) -> Non
     assert scope.label == "Latest articles first"
 
 
+def test_in_recent_days_is_recency_and_leaves_the_query_whole() -> None:
+    question = "Which island nation plunged into chaos in recent days?"
+    scope = resolve_time(question, WEDNESDAY)
+    assert (scope.recency, scope.has_window) == ("strong", False)
+    assert scope.search_text(question) == "Which island nation plunged into chaos?"
+
+
+def test_a_written_calendar_date_is_marked_explicit() -> None:
+    # "the insurrection on January 6, 2021" names the event; the reports asked about came later
+    assert resolve_time("What happened during the insurrection on January 6, 2021?", WEDNESDAY).explicit
+    assert resolve_time("What happened in March?", WEDNESDAY).explicit
+    assert not resolve_time("What happened this week?", WEDNESDAY).explicit
+    assert not resolve_time("What happened on Monday?", WEDNESDAY).explicit
+
+
 def test_recency_and_a_window_together() -> None:
     scope = resolve_time("What is the latest this week?", WEDNESDAY)
     assert (scope.recency, scope.since, scope.until) == ("strong", d("2024-04-03"), WEDNESDAY)
@@ -123,6 +138,9 @@ def test_recency_and_a_window_together() -> None:
         "What did USA Today report about the floods?",  # an outlet, not a day
         "Who won the 2021 election?",  # a year without a preposition names the thing, not the time
         "Will the march go ahead?",
+        "Did Trump act unethically after the 2020 election?",
+        "Which city saw rents rise most compared to a year ago?",  # a baseline, not the time asked about
+        "Which singer will launch a residency later this year?",  # a plan, reported before it happens
     ],
 )
 def test_no_time_phrase(question: str) -> None:
@@ -152,6 +170,7 @@ def test_spans_are_the_time_phrases_and_strip_removes_them() -> None:
         ("2024-04-01T23:30:00-04:00", date(2024, 4, 1)),  # the day as written
         ("2024-04-01T09:30:00Z", date(2024, 4, 1)),
         (" 2024-04-01 ", date(2024, 4, 1)),
+        ("2024/04/01", date(2024, 4, 1)),
         (datetime(2024, 4, 1, 9, 30), date(2024, 4, 1)),
         (date(2024, 4, 1), date(2024, 4, 1)),
     ],
@@ -172,6 +191,7 @@ def test_as_of_defaults_to_today() -> None:
         ("2024-02-30", "day is out of range for month"),
         ("2024-04-01T25:00", "hour must be in 0..23"),
         ("next Tuesday", "not an ISO date"),
+        ("04/01/2024", "not an ISO date"),  # April or January: refused, not guessed
         ("2024-04-01\nrm -rf /", "not an ISO date"),
     ],
 )

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rag.dates import article_date, html_published_date
 from rag.errors import IngestError
 from rag.types import Document
 from rag.validate import is_text
@@ -367,7 +368,7 @@ def _finish(
         outlet=outlet,
         title=title,
         author=(meta.get("author") or "").strip(),
-        date=(meta.get("date") or "").strip(),
+        date=article_date(meta.get("date", ""), meta.get("url", ""), text),
         url=(meta.get("url") or "").strip(),
         pages=pages,
         warnings=tuple(warnings),
@@ -407,7 +408,7 @@ def _read_html(path: Path, html: str) -> Document:
         "title": data.get("title") or "",
         "outlet": data.get("sitename") or "",
         "author": data.get("author") or "",
-        "date": data.get("date") or "",
+        "date": html_published_date(html),  # not trafilatura's guess: the URL and a dateline come first
         "url": data.get("url") or "",
     }
     return _finish(path, text, {k: str(v) for k, v in meta.items() if v})

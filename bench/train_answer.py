@@ -61,7 +61,9 @@ def collect(retriever: Retriever, rows: list[dict[str, Any]], group_of: Any) -> 
     out = []
     for row in rows:
         q = retriever.analyse(row["question"], row.get("history") or [], row.get("outlets"))
-        found = candidates(retriever, retriever.search_query(q, k=AnswerSettings().passages), AnswerSettings().min_words)
+        found = candidates(
+            retriever, retriever.search_query(q, k=AnswerSettings().passages), AnswerSettings().min_words
+        )
         groups = _strings(row)
         if not found:
             continue

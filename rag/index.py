@@ -14,6 +14,7 @@ import numpy as np
 
 from rag.chunk import ChunkSettings, chunk_document
 from rag.clean import CLEAN_VERSION
+from rag.dates import count_undated
 from rag.embed import DEFAULT_MODEL, Embedder, load_embedder, model_identity
 from rag.errors import IndexMismatchError, IndexMissingError, IngestError
 from rag.ingest import DEFAULT_MAX_BYTES, find_source_files, read_document
@@ -71,6 +72,7 @@ class BuildReport:
     rejected: tuple[tuple[str, str], ...] = ()  # (path, reason)
     warnings: tuple[str, ...] = ()
     documents: int = 0
+    undated: int = 0  # articles without a publication date
     chunks: int = 0
     embedded: int = 0  # chunks embedded by this build
     sentences_embedded: int = 0  # sentences embedded by this build (for answering)
@@ -87,6 +89,7 @@ class BuildReport:
             "rejected": [{"source": s, "reason": r} for s, r in self.rejected],
             "warnings": list(self.warnings),
             "documents": self.documents,
+            "undated": self.undated,
             "chunks": self.chunks,
             "embedded": self.embedded,
             "sentences_embedded": self.sentences_embedded,
@@ -98,7 +101,8 @@ class BuildReport:
         return (
             f"{len(self.added)} added, {len(self.updated)} updated, {len(self.removed)} removed, "
             f"{len(self.unchanged)} unchanged, {len(self.skipped)} skipped, {len(self.rejected)} rejected; "
-            f"{self.documents} documents, {self.chunks} chunks ({self.embedded} embedded) in {self.seconds:.1f}s"
+            f"{self.documents} documents ({self.undated} without a date), {self.chunks} chunks "
+            f"({self.embedded} embedded) in {self.seconds:.1f}s"
         )
 
 
@@ -342,6 +346,7 @@ def _nothing_changed(report: BuildReport, docs: list[Document], previous: Stored
         not (report.added or report.updated or report.removed)
         and {d.doc_id for d in docs} == set(previous.documents)
         and all(previous.documents[d.doc_id].source == d.source for d in docs)
+        and all(previous.documents[d.doc_id].date == d.date for d in docs)
     )
 
 
@@ -448,5 +453,6 @@ def _read_sources(
         skipped=tuple(skipped),
         rejected=tuple(rejected),
         warnings=tuple(warnings),
+        undated=count_undated(docs),
     )
     return docs, report

@@ -119,7 +119,7 @@ def focus_of(question: str) -> str:
     match = _FOCUS_AFTER.search(question) or _FOCUS_WHO.search(question)
     if not match:
         return ""
-    words = []
+    words: list[str] = []
     for word in match.group(1).split():
         if words and re.fullmatch(r"[a-z]+ed", word):  # a verb ends the noun phrase: "newspaper *reported*"
             break

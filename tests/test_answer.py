@@ -244,7 +244,9 @@ def test_self_contained_answer_does_not_depend_on_history(fake_index: Path, ques
         return  # a history that is not text is refused, never silently used
     alone = answer_question(retriever, question)
     assert with_history.text == alone.text
-    assert [(q.doc_id, q.start, q.end) for q in with_history.quotes] == [(q.doc_id, q.start, q.end) for q in alone.quotes]
+    assert [(q.doc_id, q.start, q.end) for q in with_history.quotes] == [
+        (q.doc_id, q.start, q.end) for q in alone.quotes
+    ]
 
 
 @pytest.mark.slow

@@ -194,7 +194,7 @@ def test_history_steers_a_follow_up(tmp_path: Path, write_article: Callable[...,
         outlet="Lakeside Ledger",
     )
     retriever = build(corpus, tmp_path / "index")
-    follow_up = "Who cut the ribbon?"
+    follow_up = "Who cut the ribbon there?"  # "there" leans on the conversation
     about_port = retriever.search(follow_up, k=1, history=("Tell me about the Port Vellmar quarantine berth.",))
     about_tunnel = retriever.search(follow_up, k=1, history=("What about the Lakeside cycling tunnel?",))
     assert "Jonas Pell" in about_port[0].text and "Ada Krohn" in about_tunnel[0].text

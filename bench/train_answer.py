@@ -185,15 +185,25 @@ def main() -> int:
     )
     ap.add_argument("--out", type=Path, default=Path("rag/answer_model.json"))
     ap.add_argument("--l2", type=float, default=1.0)
+    ap.add_argument("--index", type=Path, default=None, help="the RealTime QA index (default RTQA/index)")
+    ap.add_argument("--lazy-sentences", action="store_true", help="experiments: embed sentences on first use")
+    ap.add_argument("--report", type=Path, default=None, help="also write the report to this JSON file")
     args = ap.parse_args()
     cw = AnswerSettings().coverage_weight
 
     seed_retriever = get_retriever(args.seed_index)
     seeds = collect(seed_retriever, read_questions(args.seed_qa), lambda r: "seed")
     rtqa: list[Example] = []
-    if (args.rtqa / "queries.jsonl").exists() and (args.rtqa / "index" / "manifest.json").exists():
+    rtqa_index = args.index or args.rtqa / "index"
+    if (args.rtqa / "queries.jsonl").exists() and (rtqa_index / "manifest.json").exists():
+        if args.lazy_sentences:
+            from lazy_sentences import lazy_retriever
+
+            rtqa_retriever = lazy_retriever(rtqa_index)
+        else:
+            rtqa_retriever = get_retriever(rtqa_index)
         rtqa = collect(
-            get_retriever(args.rtqa / "index"),
+            rtqa_retriever,
             read_questions(args.rtqa / "queries.jsonl"),
             lambda r: re.sub(r"_\d+$", "", r["id"]),
         )
@@ -233,6 +243,8 @@ def main() -> int:
         "made_by": "bench/train_answer.py",
     }
     args.out.write_text(json.dumps(model, indent=1) + "\n", encoding="utf-8")
+    if args.report:
+        args.report.write_text(json.dumps(report, indent=1), encoding="utf-8")
     print(json.dumps(report, indent=1))
     return 0
 

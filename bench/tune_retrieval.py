@@ -53,9 +53,25 @@ def main() -> int:
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--depth", type=int, default=100)
+    ap.add_argument("--document-penalty", type=float, default=None, help="override RetrieveSettings")
+    ap.add_argument("--pool-per-k", type=int, default=None, help="override RetrieveSettings")
+    ap.add_argument("--index", type=Path, default=None, help="the RealTime QA index (default RTQA/index)")
+    ap.add_argument("--lazy-sentences", action="store_true", help="experiments: embed sentences on first use")
     args = ap.parse_args()
 
-    base = get_retriever(args.rtqa / "index")
+    if args.lazy_sentences:
+        from lazy_sentences import lazy_retriever
+
+        base = lazy_retriever(args.index or args.rtqa / "index")
+    else:
+        base = get_retriever(args.index or args.rtqa / "index")
+    overrides = {
+        k: v for k, v in (("document_penalty", args.document_penalty), ("pool_per_k", args.pool_per_k)) if v is not None
+    }
+    if overrides:
+        from dataclasses import replace as _replace
+
+        base = Retriever(base.stored, base.embedder, _replace(base.settings, **overrides))
     rows = read_questions(args.rtqa / "queries.jsonl")
     weeks = [re.sub(r"_\d+$", "", r["id"]) for r in rows]
     gold = [{g["url"] for g in r["gold"] if g.get("url")} for r in rows]
@@ -66,7 +82,7 @@ def main() -> int:
     started = time.perf_counter()
     for r in rows:
         q = base.analyse(r["question"])
-        rows_, x = candidate_features(base, q, args.depth)
+        rows_, x = candidate_features(base, q, args.depth, sentences=not args.lazy_sentences)
         y = np.array([url_of[i] in gold[len(data)] for i in rows_], dtype=np.float64)
         data.append((rows_, x, y))
     print(f"features for {len(rows)} questions in {time.perf_counter() - started:.1f}s", flush=True)
@@ -74,8 +90,10 @@ def main() -> int:
     def ranked_by(scores_of: Any, retriever: Retriever) -> list[list[str]]:
         out = []
         for rows_, x, _ in data:
-            order = np.argsort(-scores_of(x), kind="stable")
-            picked = retriever.select([(int(rows_[i]), float(-k)) for k, i in enumerate(order)], 10)
+            scores = scores_of(x)
+            order = np.argsort(-scores, kind="stable")
+            # select() discounts repeated outlets and articles by a factor: scores must be positive.
+            picked = retriever.select([(int(rows_[i]), float(scores[i])) for i in order], 10)
             out.append([str(url_of[row]) for row, _ in picked])
         return out
 
@@ -90,9 +108,11 @@ def main() -> int:
         "sentence": [f for f in FEATURES if f.startswith("sent_")],
         "scores": [f for f in FEATURES if f.endswith(("_score", "_gap"))],
     }
-    variants: dict[str, list[str]] = {"learned": list(FEATURES)}
+    features = [f for f in FEATURES if not (args.lazy_sentences and f in groups["sentence"])]
+    variants: dict[str, list[str]] = {"learned": features}
     for name, feats in groups.items():
-        variants[f"learned - {name}"] = [f for f in FEATURES if f not in feats]
+        if set(feats) & set(features):
+            variants[f"learned - {name}"] = [f for f in features if f not in feats]
 
     report: dict[str, Any] = {"questions": len(rows), "weeks": sorted(set(weeks)), "held_out": {}}
     for name, fn in fixed.items():
@@ -107,8 +127,9 @@ def main() -> int:
                 if wk != week:
                     continue
                 rows_, x, _ = data[i]
-                order = np.argsort(-(x[:, idx] @ w + b), kind="stable")
-                picked = base.select([(int(rows_[j]), float(-k)) for k, j in enumerate(order)], 10)
+                p = 1.0 / (1.0 + np.exp(-(x[:, idx] @ w + b)))
+                order = np.argsort(-p, kind="stable")
+                picked = base.select([(int(rows_[j]), float(p[j])) for j in order], 10)
                 urls[i] = [str(url_of[row]) for row, _ in picked]
         report["held_out"][name] = article_metrics(urls, gold)
         print(name, report["held_out"][name], flush=True)

@@ -46,8 +46,10 @@ def candidate_features(
     mask: np.ndarray | None = None,
     terms: Sequence[str] | None = None,
     vector: np.ndarray | None = None,
+    sentences: bool = True,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(chunk rows, [rows x FEATURES]) for one reading of the question."""
+    """(chunk rows, [rows x FEATURES]) for one reading of the question. Without `sentences` the
+    sentence features stay 0 (a model that does not use them need not pay for them)."""
     stored = retriever.stored
     terms = q.terms if terms is None else terms
     vector = q.vector if vector is None else vector
@@ -78,6 +80,8 @@ def candidate_features(
         x[members, col["doc_chunks"]] = np.log1p(len(members))
         x[members, col["doc_bm25_score"]] = x[members, col["bm25_score"]].max()
         x[members, col["doc_dense_gap"]] = x[members, col["dense_gap"]].max()
+    if not sentences:
+        return rows, x
     table = stored.sentences
     best = np.zeros(n, np.float32)
     for i, r in enumerate(rows):
@@ -95,6 +99,10 @@ class RankModel:
     weights: np.ndarray
     bias: float
     depth: int
+
+    @property
+    def uses_sentences(self) -> bool:
+        return any(f.startswith("sent_") for f in self.features)
 
     def score(self, x: np.ndarray) -> np.ndarray:
         """Log-odds that each candidate comes from an article that answers."""

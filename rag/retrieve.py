@@ -40,6 +40,7 @@ class RetrieveSettings:
     # 0.854 to 0.874 and kept the seed questions' recall@5 (docs/benchmarks.md).
     document_penalty: float = 0.8
     duplicate_jaccard: float = 0.8  # word-trigram overlap above which two passages are one
+    pool_per_k: int = 4  # candidates the top k are picked from (with the discounts above), per passage asked
 
 
 class Retriever:
@@ -110,7 +111,9 @@ class Retriever:
             for terms, vector, weight in readings:
                 if s.ranker == "learned":
                     model = load_rank_model()
-                    rows, x = candidate_features(self, q, model.depth, mask, terms, vector)
+                    rows, x = candidate_features(
+                        self, q, model.depth, mask, terms, vector, sentences=model.uses_sentences
+                    )
                     probabilities = 1.0 / (1.0 + np.exp(-model.score(x)))
                     for row, p in zip(rows.tolist(), probabilities.tolist(), strict=True):
                         scores[row] = scores.get(row, 0.0) + weight * p
@@ -174,7 +177,7 @@ class Retriever:
     def select(self, ranked: list[tuple[int, float]], k: int) -> list[tuple[int, float]]:
         """Top k with near-duplicates dropped and repeated outlets and articles discounted."""
         s = self.settings
-        pool = ranked[: max(4 * k, 20)]
+        pool = ranked[: max(s.pool_per_k * k, 20)]
         shingles: dict[int, set[tuple[str, ...]]] = {}
         chosen: list[tuple[int, float]] = []
         per_outlet: dict[str, int] = {}

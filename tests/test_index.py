@@ -140,7 +140,7 @@ def test_rebuild_with_nothing_changed_embeds_nothing(
     assert not (report.added or report.updated or report.removed)
     assert generation(fake_index) == before
     assert (fake_index / MANIFEST).stat().st_ino == manifest_stat.st_ino  # not even rewritten
-    assert report.chunks == len(load_index(fake_index).chunks)
+    assert report.chunks == load_index(fake_index).size
 
 
 def test_changed_file_is_reembedded_alone(fake_index: Path, corpus_dir: Path, embedder: CountingEmbedder) -> None:
@@ -152,7 +152,7 @@ def test_changed_file_is_reembedded_alone(fake_index: Path, corpus_dir: Path, em
     assert not (report.added or report.removed) and len(report.unchanged) == 4
     stored = load_index(fake_index)
     doc = next(d for d in stored.documents.values() if d.source == str(path))
-    doc_chunks = [c for c in stored.chunks if c.doc_id == doc.doc_id]
+    doc_chunks = [c for c in map(stored.chunk, stored.chunk_ids()) if c.doc_id == doc.doc_id]
     chunk_texts = [t for t in embedder.texts if t.startswith(doc.title + "\n")]
     # Only what changed is embedded again: the chunk and the sentence that hold the new paragraph.
     assert 0 < report.embedded == len(chunk_texts) < len(doc_chunks)
@@ -281,13 +281,14 @@ def test_changed_chunk_settings_reembed_only_new_chunk_texts(
 ) -> None:
     before = generation(fake_index)
     old = load_index(fake_index)
-    old_texts = {c.text for c in old.chunks}
+    old_texts = {old.chunk(i).text for i in old.chunk_ids()}
     settings = BuildSettings(chunk=ChunkSettings(max_tokens=60, min_tokens=20))
     report = build(corpus_dir, fake_index, embedder, settings=settings)
     new = load_index(fake_index)
-    fresh = [c for c in new.chunks if c.text not in old_texts]
+    new_chunks = [new.chunk(i) for i in new.chunk_ids()]
+    fresh = [c for c in new_chunks if c.text not in old_texts]
     # Every chunk whose text is new is embedded, and nothing else: not even the sentences.
-    assert report.embedded == len(fresh) == len(embedder.texts) > len(new.chunks) // 2
+    assert report.embedded == len(fresh) == len(embedder.texts) > len(new_chunks) // 2
     assert report.sentences_embedded == 0
     assert read_manifest(fake_index).settings["chunk"]["max_tokens"] == 60
     assert generation(fake_index) == before + 1

@@ -1,58 +1,82 @@
-"""For experiments only: a retriever over an index whose sentence table is not built yet.
+"""For experiments only: a retriever whose sentence vectors are embedded on first use and kept.
 
-Sentence vectors are embedded on first use and kept, so that tuning can start on an index of an
-older format while `rag index` adds the real table. The product never does this: its sentence
-vectors are made when an article is indexed.
+Tuning can then try another sentence splitter or model without rebuilding the index. The
+product never does this: its sentence vectors are made when an article is indexed.
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
+from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from rag.embed import load_embedder
+from rag.embed import Embedder, load_embedder
 from rag.retrieve import Retriever
 from rag.sentences import sentence_spans
-from rag.store import SentenceTable, StoredIndex, load_index
+from rag.store import Store, chunk_id, load_index
 
 
-class LazySentenceTable(SentenceTable):
-    def __init__(self, stored: StoredIndex, embedder: object) -> None:
-        covered: dict[str, tuple[int, int]] = {}
-        for c in stored.chunks:
-            lo, hi = covered.get(c.doc_id, (c.start, c.end))
-            covered[c.doc_id] = (min(lo, c.start), max(hi, c.end))
-        spans = {}
-        row = 0
-        for doc_id, (lo, hi) in covered.items():
-            offsets = np.array([(s.start, s.end) for s in sentence_spans(stored.documents[doc_id].text, lo, hi)])
-            offsets = offsets.reshape(-1, 2).astype(np.int64)
-            spans[doc_id] = (row, offsets)
-            row += len(offsets)
-        object.__setattr__(self, "spans", spans)
-        object.__setattr__(self, "vectors", np.zeros((row, stored.vectors.shape[1]), np.float16))
-        object.__setattr__(self, "_done", np.zeros(row, bool))
-        object.__setattr__(self, "_stored", stored)
-        object.__setattr__(self, "_embedder", embedder)
+class _Spans(Mapping[str, tuple[int, np.ndarray]]):
+    def __init__(self, owner: LazySentences) -> None:
+        self._owner = owner
+
+    def __getitem__(self, doc_id: str) -> tuple[int, np.ndarray]:
+        return 0, self._owner.spans_of(doc_id)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._owner.store.documents)
+
+    def __len__(self) -> int:
+        return len(self._owner.store.documents)
+
+
+class LazySentences:
+    """The Sentences of a store, split over the text each article's chunks cover and embedded lazily."""
+
+    def __init__(self, store: Store, embedder: Embedder) -> None:
+        self.store = store
+        self.embedder = embedder
+        self.spans = _Spans(self)
+        self._done: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+
+    def spans_of(self, doc_id: str) -> np.ndarray:
+        return self._table(doc_id)[0]
+
+    def _table(self, doc_id: str) -> tuple[np.ndarray, np.ndarray]:
+        if doc_id not in self._done:
+            refs = [self.store.ref(chunk_id(doc_id, i)) for i in range(self.store.info(doc_id).chunks)]
+            text = self.store.documents[doc_id].text
+            lo, hi = (min(r.start for r in refs), max(r.end for r in refs)) if refs else (0, 0)
+            offsets = np.array([(s.start, s.end) for s in sentence_spans(text, lo, hi)], np.int64).reshape(-1, 2)
+            vectors = self.embedder.encode([text[a:b] for a, b in offsets.tolist()]) if len(offsets) else None
+            dim = self.store.manifest.dimension
+            self._done[doc_id] = (offsets, np.zeros((0, dim), np.float32) if vectors is None else vectors)
+        return self._done[doc_id]
 
     def of(self, doc_id: str, start: int, end: int) -> tuple[np.ndarray, np.ndarray]:
-        first, spans = self.spans.get(doc_id, (0, np.zeros((0, 2), np.int64)))
+        spans, vectors = self._table(doc_id)
         lo = int(np.searchsorted(spans[:, 0], start, side="left"))
         hi = int(np.searchsorted(spans[:, 0], end, side="left"))
-        rows = np.arange(first + lo, first + hi)
-        todo = rows[~self._done[rows]]  # type: ignore[attr-defined]
-        if len(todo):
-            text = self._stored.documents[doc_id].text  # type: ignore[attr-defined]
-            texts = [text[a:b] for a, b in spans[todo - first].tolist()]
-            self.vectors[todo] = self._embedder.encode(texts).astype(np.float16)  # type: ignore[attr-defined]
-            self._done[todo] = True  # type: ignore[attr-defined]
-        return spans[lo:hi], np.asarray(self.vectors[first + lo : first + hi], dtype=np.float32)
+        return spans[lo:hi], np.asarray(vectors[lo:hi], dtype=np.float32)
+
+    def has(self, doc_id: str) -> bool:
+        return doc_id in self.store.documents
+
+
+class _LazyStore:
+    """The store with its sentences replaced; everything else is the store's."""
+
+    def __init__(self, store: Store, sentences: LazySentences) -> None:
+        self._store = store
+        self.sentences = sentences
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
 
 
 def lazy_retriever(index_dir: Path) -> Retriever:
-    stored = load_index(index_dir, any_format=True)
+    stored = load_index(index_dir)
     embedder = load_embedder(stored.manifest.model)
-    stored = replace(stored, sentences=LazySentenceTable(stored, embedder))
-    return Retriever(stored, embedder)
+    return Retriever(_LazyStore(stored, LazySentences(stored, embedder)), embedder)  # type: ignore[arg-type]

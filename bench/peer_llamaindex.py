@@ -173,7 +173,8 @@ def ours_query(args: argparse.Namespace) -> dict[str, Any]:
     load_s = time.perf_counter() - started
     rss_loaded = rss_mb()
     stored = retriever.stored
-    digest = texts_digest([embedding_text(c, stored.documents[c.doc_id], True) for c in stored.chunks])
+    chunks = [stored.chunk(i) for i in stored.chunk_ids()]
+    digest = texts_digest([embedding_text(c, stored.documents[c.doc_id], True) for c in chunks])
     questions = [r["question"] for r in read_questions(args.queries)][: args.n_queries]
     for q in questions[:WARMUP]:
         retriever.search(q, k=K)
@@ -352,12 +353,14 @@ def quality(args: argparse.Namespace) -> dict[str, Any]:
     from rag.store import load_index
 
     stored = load_index(args.rtqa / "index")
-    vectors = np.asarray(stored.vectors, dtype=np.float32)
-    urls = [stored.documents[c.doc_id].url for c in stored.chunks]
+    ids = list(stored.chunk_ids())
+    chunks = [stored.chunk(i) for i in ids]
+    vectors = stored.vectors(ids)
+    urls = [stored.documents[c.doc_id].url for c in chunks]
     embed_model = hf_embedding(args.batch_size)
     started = time.perf_counter()
     nodes = [
-        text_node(str(row), chunk.text, urls[row], vectors[row].tolist()) for row, chunk in enumerate(stored.chunks)
+        text_node(str(row), chunk.text, urls[row], vectors[row].tolist()) for row, chunk in enumerate(chunks)
     ]
     index = VectorStoreIndex(nodes, embed_model=embed_model, show_progress=False)
     li_retriever = index.as_retriever(similarity_top_k=K)
@@ -378,11 +381,11 @@ def quality(args: argparse.Namespace) -> dict[str, Any]:
         tallies["ours_hybrid"].add([p.url for p in ours.search(row["question"], k=K)], gold)
         tallies["ours_dense"].add([p.url for p in dense_only.search(row["question"], k=K)], gold)
         query = ours.embedder.encode([row["question"]])
-        _, exact = stored.dense.search(query.astype(np.float32), K)
-        overlap.append(len({int(r.node.node_id) for r in found} & {int(i) for i in exact[0]}) / K)
+        exact = {ids.index(cid) for cid, _ in stored.dense_search(query[0], K)}
+        overlap.append(len({int(r.node.node_id) for r in found} & exact) / K)
     return {
         "questions": len(rows),
-        "chunks": len(stored.chunks),
+        "chunks": stored.size,
         "documents": len(stored.documents),
         "llamaindex": tallies["llamaindex"].result(),
         "ours_hybrid": tallies["ours_hybrid"].result(),

@@ -56,7 +56,7 @@ def quality(rtqa: Path, results: dict[str, Any]) -> None:
         report = evaluate(retriever, rows, k=10, ask=(mode == "hybrid"))
         table[mode] = report
         print(mode, {k: report.get(k) for k in ("hits@5", "hits@10", "mrr@10", "answer_match")}, flush=True)
-    results["rtqa"] = {"questions": len(rows), "chunks": len(base.stored.chunks), "modes": table}
+    results["rtqa"] = {"questions": len(rows), "chunks": base.stored.size, "modes": table}
 
 
 def seed_quality(results: dict[str, Any]) -> None:
@@ -315,7 +315,9 @@ def write_markdown(results: dict[str, Any]) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rtqa", type=Path, default=Path("/tmp/rtqa"))
-    parser.add_argument("--skip", default="", help="comma-separated: quality,seed,cv,speed,ask,embed,peers,growth")
+    parser.add_argument(
+        "--skip", default="", help="comma-separated: quality,seed,cv,speed,ask,embed,peers,append,growth"
+    )
     parser.add_argument("--speed-articles", type=int, default=150)
     parser.add_argument("--update", action="store_true", help="start from docs/bench-results.json, redo what runs")
     parser.add_argument(
@@ -367,6 +369,10 @@ def main() -> int:
         results["peers"] = run_script([str(li_python), "bench/peer_llamaindex.py"], 3600)
     if "load" not in skip and (ROOT / "bench" / "load.py").exists():
         results["load"] = run_script([py, "bench/load.py"], 900)
+    if "append" not in skip and (ROOT / "bench" / "append.py").exists():
+        results["append"] = run_script(
+            [py, "bench/append.py", "--articles", str(args.rtqa / "articles"), "--n", "100000", "--million"], 3600
+        )
     if "growth" not in skip and (ROOT / "bench" / "growth.py").exists():
         results["growth"] = run_script(
             [py, "bench/growth.py", "--out", str(DOCS / "bench-growth.json"), "--plot", str(DOCS / "bench-growth.png")],

@@ -47,6 +47,20 @@ def article_metrics(ranked_urls: list[list[str]], gold: list[set[str]]) -> dict[
     return {"hits@5": round(h5 / n, 3), "hits@10": round(h10 / n, 3), "mrr@10": round(mrr / n, 3)}
 
 
+class _UrlOf:
+    """url_of[chunk id]: the url of the chunk's article."""
+
+    def __init__(self, retriever: Retriever) -> None:
+        self._store = retriever.stored
+        self._urls: dict[str, str] = {}
+
+    def __getitem__(self, chunk_id: str) -> str:
+        doc_id = self._store.ref(chunk_id).doc_id
+        if doc_id not in self._urls:
+            self._urls[doc_id] = self._store.documents[doc_id].url
+        return self._urls[doc_id]
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rtqa", type=Path, default=Path("/tmp/rtqa"))
@@ -75,7 +89,7 @@ def main() -> int:
     rows = read_questions(args.rtqa / "queries.jsonl")
     weeks = [re.sub(r"_\d+$", "", r["id"]) for r in rows]
     gold = [{g["url"] for g in r["gold"] if g.get("url")} for r in rows]
-    url_of = np.array([base.stored.documents[c.doc_id].url for c in base.stored.chunks])
+    url_of = _UrlOf(base)
 
     # Candidates and features once per question.
     data = []
@@ -93,7 +107,7 @@ def main() -> int:
             scores = scores_of(x)
             order = np.argsort(-scores, kind="stable")
             # select() discounts repeated outlets and articles by a factor: scores must be positive.
-            picked = retriever.select([(int(rows_[i]), float(scores[i])) for i in order], 10)
+            picked = retriever.select([(str(rows_[i]), float(scores[i])) for i in order], 10)
             out.append([str(url_of[row]) for row, _ in picked])
         return out
 
@@ -129,7 +143,7 @@ def main() -> int:
                 rows_, x, _ = data[i]
                 p = 1.0 / (1.0 + np.exp(-(x[:, idx] @ w + b)))
                 order = np.argsort(-p, kind="stable")
-                picked = base.select([(int(rows_[j]), float(p[j])) for j in order], 10)
+                picked = base.select([(str(rows_[j]), float(p[j])) for j in order], 10)
                 urls[i] = [str(url_of[row]) for row, _ in picked]
         report["held_out"][name] = article_metrics(urls, gold)
         print(name, report["held_out"][name], flush=True)

@@ -323,7 +323,7 @@ def term_coverage(retriever: Retriever, q: Query) -> float:
     Cup?" asks about words the articles never use."""
     if not q.terms:
         return 1.0
-    return sum(1 for t in q.terms if retriever.stored.lexical.has_term(t)) / len(q.terms)
+    return sum(1 for t in q.terms if retriever.stored.has_term(t)) / len(q.terms)
 
 
 def confidence(retriever: Retriever, q: Query, scored: Sequence[ScoredSentence], settings: AnswerSettings) -> float:

@@ -25,16 +25,18 @@ def cmd_index(args: argparse.Namespace) -> int:
     from rag.store import read_manifest
 
     index_dir = _index_dir(args)
+    if args.compact:
+        return _compact(index_dir, args)
     sources = args.paths
     if not sources:
         # No paths: the sources the index was built from, else ./corpus.
         try:
-            sources = read_manifest(index_dir).settings.get("sources") or ["corpus"]
+            sources = read_manifest(index_dir, any_format=True).settings.get("sources") or ["corpus"]
         except RagError:
             sources = ["corpus"]
     # Updating an index keeps the model and chunking it was built with, unless told otherwise.
     try:
-        settings = BuildSettings.from_manifest(read_manifest(index_dir))
+        settings = BuildSettings.from_manifest(read_manifest(index_dir, any_format=True))
     except RagError:
         settings = BuildSettings()
     model = args.model or os.environ.get("RAG_MODEL")
@@ -58,6 +60,25 @@ def cmd_index(args: argparse.Namespace) -> int:
     for warning in report.warnings:
         print(f"  warning  {one_line(warning)}")
     print(report.summary())
+    return 0
+
+
+def _compact(index_dir: Path, args: argparse.Namespace) -> int:
+    from rag.index import compact_index
+
+    if args.paths or args.rebuild or args.model:
+        raise RagError("--compact merges the index as it is; run it without paths, --rebuild or --model")
+    manifest = compact_index(index_dir)
+    stats = {
+        "segments": len(manifest.segments),
+        "documents": len(manifest.documents),
+        "generation": manifest.generation,
+    }
+    if args.json:
+        print(json.dumps(stats))
+    else:
+        segments, generation = stats["segments"], stats["generation"]
+        print(f"compacted: {stats['documents']} documents in {segments} segment(s), generation {generation}")
     return 0
 
 
@@ -128,6 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = with_index(sub.add_parser("index", help="build or update the index from files or folders"))
     p.add_argument("paths", nargs="*", help="files or folders (default: the index's sources, else ./corpus)")
     p.add_argument("--rebuild", action="store_true", help="embed everything again")
+    p.add_argument("--compact", action="store_true", help="merge the index's segments into one (no re-embedding)")
     p.add_argument("--model", help="sentence-transformers model name or path (default all-MiniLM-L6-v2)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")

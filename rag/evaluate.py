@@ -209,5 +209,5 @@ def run_eval(
     retriever = Retriever(base.stored, base.embedder, chosen)
     report = evaluate(retriever, rows, k=k, ask=ask)
     report["mode"] = mode
-    report["index_chunks"] = len(base.stored.chunks)
+    report["index_chunks"] = base.stored.size
     return report

@@ -18,9 +18,10 @@ from rag.dates import count_undated
 from rag.embed import DEFAULT_MODEL, Embedder, load_embedder, model_identity
 from rag.errors import IndexMismatchError, IndexMissingError, IngestError
 from rag.ingest import DEFAULT_MAX_BYTES, find_source_files, read_document
-from rag.lexical import LexicalIndex
+from rag.legacy import LegacyIndex, is_legacy, read_legacy
+from rag.segments import SegmentStore
 from rag.sentences import sentence_spans
-from rag.store import Manifest, SentenceTable, StoredIndex, build_lock, load_index, read_manifest, write_index
+from rag.store import FORMAT_VERSION, Manifest, NewDocuments, SentenceTable, build_lock, chunk_id, load_index
 from rag.types import Chunk, Document
 
 log = logging.getLogger(__name__)
@@ -169,89 +170,85 @@ def build_index(
         previous = None if rebuild else _load_previous(index_dir, fingerprint)
         docs, report_parts = _read_sources(sources, settings, previous, progress)
 
-        if (
-            previous is not None
-            and _nothing_changed(report_parts, docs, previous)
-            and all(previous.sentences.has(d.doc_id) for d in docs)
-        ):
+        if previous is not None and _nothing_changed(report_parts, docs, previous):
             return replace(
                 report_parts,
                 documents=len(docs),
-                chunks=len(previous.chunks),
+                chunks=previous.size,
                 index_dir=str(index_dir),
                 seconds=time.perf_counter() - started,
             )
 
-        old_by_doc: dict[str, list[int]] = {}
-        if previous is not None:
-            for row, chunk in enumerate(previous.chunks):
-                old_by_doc.setdefault(chunk.doc_id, []).append(row)
+        # Only what changed is written: deleted and changed articles become tombstones, new and
+        # changed ones go into a new segment (an article under a new name is re-added, not re-embedded).
+        stored = previous.manifest.documents if previous is not None else {}
+        current = {d.doc_id: d for d in docs}
+        # An article whose date reads differently now (rag/dates.py changed) is re-added too.
+        delete = [
+            i
+            for i, e in stored.items()
+            if i not in current or current[i].source != e["source"] or current[i].date != e.get("date", "")
+        ]
+        fresh_docs = [d for d in docs if d.doc_id not in stored or d.doc_id in set(delete)]
 
         chunks: list[Chunk] = []
-        reused: list[tuple[int, list[int]]] = []  # (first position in chunks, rows of the old index)
-        to_embed: list[tuple[int, str]] = []  # (position in chunks, text to embed)
-        by_id = {d.doc_id: d for d in docs}
-        for doc in docs:
-            rows = old_by_doc.get(doc.doc_id)
-            if previous is not None and rows:
-                reused.append((len(chunks), rows))
-                chunks.extend(previous.chunks[r] for r in rows)
-                continue
-            for chunk in chunk_for_model(doc, settings, embedder):
-                to_embed.append((len(chunks), embedding_text(chunk, doc, settings.title_prefix)))
-                chunks.append(chunk)
+        for doc in fresh_docs:
+            chunks.extend(chunk_for_model(doc, settings, embedder))
+        by_id = {d.doc_id: d for d in fresh_docs}
+        texts = [embedding_text(c, by_id[c.doc_id], settings.title_prefix) for c in chunks]
 
-        vectors = np.zeros((len(chunks), embedder.dimension), dtype=np.float32)
-        if previous is not None:
-            for first, rows in reused:
-                vectors[first : first + len(rows)] = previous.vectors[rows]
-        # An article whose offsets or chunking changed but whose words did not keeps its vectors.
+        # Vectors of texts embedded before are reused: those of the articles being replaced, or when
+        # only the chunking or format changed, those of the whole earlier index under the same model.
+        # An index of the monolithic formats 1 and 2 is read for its vectors only (rag/legacy.py).
         earlier = previous or (None if rebuild else _load_same_model(index_dir, fingerprint))
+        known_chunks, known_sentences = KnownVectors.empty(), KnownVectors.empty()
+        if isinstance(earlier, LegacyIndex):
+            known_chunks = KnownVectors.of_legacy_chunks(earlier, settings.title_prefix)
+            known_sentences = KnownVectors.of_legacy_sentences(earlier)
+        elif earlier is not None:
+            reusable = delete if previous is not None else list(earlier.manifest.documents)
+            known_chunks = KnownVectors.of_chunks(earlier, reusable, settings.title_prefix)
+            known_sentences = KnownVectors.of_sentences(earlier, reusable)
         embedded = 0
-        if to_embed:
-            log.info("embedding %d chunks", len(to_embed))
-            known = KnownVectors.of_chunks(earlier, settings.title_prefix) if earlier else KnownVectors.empty()
-            fresh, embedded = known.embed([t for _, t in to_embed], embedder, settings.batch_size, progress)
-            vectors[[p for p, _ in to_embed]] = fresh
+        vectors = np.zeros((0, embedder.dimension), np.float32)
+        if texts:
+            log.info("embedding %d chunks", len(texts))
+            vectors, embedded = known_chunks.embed(texts, embedder, settings.batch_size, progress)
+        sentences, sentences_embedded = _sentence_table(
+            fresh_docs, chunks, known_sentences, embedder, settings, progress
+        )
 
-        known_sentences = KnownVectors.of_sentences(earlier) if earlier else KnownVectors.empty()
-        sentences, sentences_embedded = _sentence_table(docs, chunks, known_sentences, embedder, settings, progress)
-        lexical = LexicalIndex.build([embedding_text(c, by_id[c.doc_id], settings.title_prefix) for c in chunks])
-        dense, kind = make_dense_index(vectors, settings.hnsw_min_chunks)
-        generation = (previous.manifest.generation + 1) if previous is not None else _next_generation(index_dir)
         from rag.onnx_embed import copy_for_queries
 
-        known_onnx = earlier.manifest.settings.get("query_onnx") if earlier is not None else None
+        earlier_settings = (
+            earlier.settings if isinstance(earlier, LegacyIndex) else earlier.manifest.settings if earlier else {}
+        )
+        known_onnx = earlier_settings.get("query_onnx")
         query_onnx = copy_for_queries(index_dir, embedder, known_onnx) if settings.query_onnx else None
+        store = previous or SegmentStore.empty(index_dir, fingerprint["model"], embedder.dimension)
+        manifest = store.apply(
+            NewDocuments(fresh_docs, chunks, vectors, texts, sentences),
+            delete,
+            settings={**fingerprint, "sources": [str(s) for s in sources], "query_onnx": query_onnx},
+            stats={"embedded": embedded, "sentences_embedded": sentences_embedded},
+            hnsw_min_chunks=settings.hnsw_min_chunks,
+        )
         report = replace(
             report_parts,
             documents=len(docs),
-            chunks=len(chunks),
+            chunks=int(manifest.stats["chunks"]),
             embedded=embedded,
             sentences_embedded=sentences_embedded,
             index_dir=str(index_dir),
         )
-        write_index(
-            index_dir,
-            generation=generation,
-            model=fingerprint["model"],
-            settings={**fingerprint, "sources": [str(s) for s in sources], "faiss": kind, "query_onnx": query_onnx},
-            documents=docs,
-            chunks=chunks,
-            vectors=vectors,
-            lexical=lexical,
-            dense=dense,
-            faiss_type=kind,
-            stats={
-                "documents": len(docs),
-                "chunks": len(chunks),
-                "embedded": embedded,
-                "sentences": int(sentences.vectors.shape[0]),
-                "sentences_embedded": sentences_embedded,
-            },
-            sentences=sentences,
-        )
     return replace(report, seconds=time.perf_counter() - started)
+
+
+def compact_index(index_dir: str | Path, hnsw_min_chunks: int = HNSW_MIN_CHUNKS) -> Manifest:
+    """Merge the index's segments into one, dropping tombstoned chunks (chunk ids do not change)."""
+    index_dir = Path(index_dir)
+    with build_lock(index_dir):
+        return load_index(index_dir, verify=False).compact(hnsw_min_chunks)
 
 
 class KnownVectors:
@@ -266,21 +263,50 @@ class KnownVectors:
         return cls({}, np.zeros((0, 0), np.float32))
 
     @classmethod
-    def of_chunks(cls, stored: StoredIndex, title_prefix: bool) -> KnownVectors:
+    def of_chunks(cls, stored: SegmentStore, doc_ids: Sequence[str], title_prefix: bool) -> KnownVectors:
+        """The chunk vectors of these articles of `stored`."""
         if bool(stored.manifest.settings.get("title_prefix", True)) != title_prefix:
             return cls.empty()
-        docs = stored.documents
-        texts = (embedding_text(c, docs[c.doc_id], title_prefix) for c in stored.chunks)
-        return cls({_text_key(t): row for row, t in enumerate(texts)}, stored.vectors)
+        ids: list[str] = []
+        rows: dict[bytes, int] = {}
+        for doc_id in doc_ids:
+            doc = stored.documents[doc_id]
+            for i in range(stored.info(doc_id).chunks):
+                chunk = stored.chunk(chunk_id(doc_id, i))
+                rows[_text_key(embedding_text(chunk, doc, title_prefix))] = len(ids)
+                ids.append(chunk_id(doc_id, i))
+        return cls(rows, stored.vectors(ids))
 
     @classmethod
-    def of_sentences(cls, stored: StoredIndex) -> KnownVectors:
+    def of_sentences(cls, stored: SegmentStore, doc_ids: Sequence[str]) -> KnownVectors:
+        """The sentence vectors of these articles of `stored`."""
         rows: dict[bytes, int] = {}
-        for doc_id, (first, spans) in stored.sentences.spans.items():
+        blocks: list[np.ndarray] = [np.zeros((0, stored.manifest.dimension), np.float32)]
+        count = 0
+        for doc_id in doc_ids:
             text = stored.documents[doc_id].text
-            for i, (start, end) in enumerate(spans.tolist()):
-                rows[_text_key(text[start:end])] = first + i
-        return cls(rows, stored.sentences.vectors)
+            offsets, vectors = stored.sentences.of(doc_id, 0, len(text) + 1)
+            for i, (start, end) in enumerate(offsets.tolist()):
+                rows[_text_key(text[start:end])] = count + i
+            count += len(offsets)
+            blocks.append(vectors)
+        return cls(rows, np.concatenate(blocks))
+
+    @classmethod
+    def of_legacy_chunks(cls, legacy: LegacyIndex, title_prefix: bool) -> KnownVectors:
+        """The chunk vectors of an index of format 1 or 2."""
+        if bool(legacy.settings.get("title_prefix", True)) != title_prefix:
+            return cls.empty()
+        rows: dict[bytes, int] = {}
+        for row, (doc_id, text) in enumerate(legacy.chunk_texts):
+            title = legacy.titles.get(doc_id, "")
+            rows[_text_key(f"{title}\n{text}" if title_prefix and title else text)] = row
+        return cls(rows, legacy.vectors)
+
+    @classmethod
+    def of_legacy_sentences(cls, legacy: LegacyIndex) -> KnownVectors:
+        """The sentence vectors of an index of format 1 or 2 (none for one written before sentences)."""
+        return cls({_text_key(text): row for text, row in legacy.sentence_texts()}, legacy.sentence_vectors)
 
     def embed(self, texts: list[str], embedder: Embedder, batch_size: int, progress: bool) -> tuple[np.ndarray, int]:
         """Vectors of `texts`, embedding only those not known; returns them and how many were embedded."""
@@ -331,40 +357,46 @@ def _sentence_table(
     return SentenceTable(spans, vectors.astype(np.float16)), embedded
 
 
-def _load_same_model(index_dir: Path, fingerprint: dict[str, Any]) -> StoredIndex | None:
+def _load_same_model(index_dir: Path, fingerprint: dict[str, Any]) -> SegmentStore | LegacyIndex | None:
     """The current index when only its chunking or format changed: its vectors are still good for
     the same texts under the same model."""
+    if is_legacy(index_dir):
+        legacy = read_legacy(index_dir)
+        return legacy if legacy is not None and legacy.model == fingerprint["model"] else None
     try:
-        stored = load_index(index_dir, any_format=True)
+        stored = load_index(index_dir, verify=False, any_format=True)
     except (IndexMissingError, IndexMismatchError):
         return None
     return stored if stored.manifest.model == fingerprint["model"] else None
 
 
-def _nothing_changed(report: BuildReport, docs: list[Document], previous: StoredIndex) -> bool:
+def _nothing_changed(report: BuildReport, docs: list[Document], previous: SegmentStore) -> bool:
+    stored = previous.manifest.documents
     return (
         not (report.added or report.updated or report.removed)
-        and {d.doc_id for d in docs} == set(previous.documents)
-        and all(previous.documents[d.doc_id].source == d.source for d in docs)
-        and all(previous.documents[d.doc_id].date == d.date for d in docs)
+        and {d.doc_id for d in docs} == set(stored)
+        and all(stored[d.doc_id]["source"] == d.source for d in docs)
+        and all(stored[d.doc_id].get("date", "") == d.date for d in docs)
     )
 
 
-def _next_generation(index_dir: Path) -> int:
+def _load_previous(index_dir: Path, fingerprint: dict[str, Any]) -> SegmentStore | None:
+    """The current index if its vectors can be reused, else None (and everything is embedded).
+    File sizes are checked, not checksums: reading the whole archive would make every update
+    as slow as the archive is large."""
+    if is_legacy(index_dir):
+        log.info(
+            "updating the index in %s to format %d (texts already embedded are not embedded again)",
+            index_dir,
+            FORMAT_VERSION,
+        )
+        return None
     try:
-        return read_manifest(index_dir).generation + 1
-    except (IndexMissingError, IndexMismatchError):
-        return 1
-
-
-def _load_previous(index_dir: Path, fingerprint: dict[str, Any]) -> StoredIndex | None:
-    """The current index if its vectors can be reused, else None (and everything is embedded)."""
-    try:
-        previous = load_index(index_dir)
+        previous = load_index(index_dir, verify=False)
     except IndexMissingError:
         return None
     except IndexMismatchError as exc:
-        log.warning("%s; building from scratch", exc)
+        log.warning("%s; building it again", exc)
         return None
     stored = {k: previous.manifest.settings.get(k) for k in fingerprint}
     if stored != fingerprint:
@@ -376,10 +408,10 @@ def _load_previous(index_dir: Path, fingerprint: dict[str, Any]) -> StoredIndex 
 def _read_sources(
     sources: Sequence[str | Path],
     settings: BuildSettings,
-    previous: StoredIndex | None,
+    previous: SegmentStore | None,
     progress: bool,
 ) -> tuple[list[Document], BuildReport]:
-    old_by_source = {d.source: d for d in previous.documents.values()} if previous else {}
+    old_by_source = {e.source: e for e in map(previous.info, previous.manifest.documents)} if previous else {}
     paths: list[Path] = []
     rejected: list[tuple[str, str]] = []
     warnings: list[str] = []
@@ -424,7 +456,8 @@ def _read_sources(
         if maybe_doc is None:
             if source in old_by_source and old_by_source[source].doc_id not in seen:
                 # Nothing lost on bad input: keep what was indexed from this file before.
-                kept = old_by_source[source]
+                assert previous is not None
+                kept = previous.documents[old_by_source[source].doc_id]
                 seen[kept.doc_id] = source
                 docs.append(kept)
             continue

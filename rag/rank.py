@@ -21,6 +21,7 @@ import numpy as np
 if TYPE_CHECKING:
     from rag.query import Query
     from rag.retrieve import Retriever
+    from rag.store import Filter
 
 MODEL_PATH = Path(__file__).with_name("retrieval_model.json")
 RRF_K = 60.0
@@ -43,36 +44,36 @@ def candidate_features(
     retriever: Retriever,
     q: Query,
     depth: int,
-    mask: np.ndarray | None = None,
+    mask: Filter | None = None,
     terms: Sequence[str] | None = None,
     vector: np.ndarray | None = None,
     sentences: bool = True,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(chunk rows, [rows x FEATURES]) for one reading of the question. Without `sentences` the
+    """(chunk ids, [ids x FEATURES]) for one reading of the question. Without `sentences` the
     sentence features stay 0 (a model that does not use them need not pay for them)."""
     stored = retriever.stored
     terms = q.terms if terms is None else terms
     vector = q.vector if vector is None else vector
     dense_rows = retriever.dense_rows(vector, depth, mask)
-    bm25 = stored.lexical.scores(terms, mask)
-    lexical_rows = [int(i) for i in np.argsort(-bm25)[:depth] if bm25[i] > 0] if bm25 is not None else []
-    rows = np.array(list(dict.fromkeys([*dense_rows, *lexical_rows])), dtype=np.int64)
+    lexical_rows = [cid for cid, _ in stored.lexical_search(terms, depth, mask)]
+    rows = np.array(list(dict.fromkeys([*dense_rows, *lexical_rows])), dtype=object)
     if not len(rows):
         return rows, np.zeros((0, len(FEATURES)), np.float32)
     n = len(rows)
     x = np.zeros((n, len(FEATURES)), np.float32)
     col = {f: i for i, f in enumerate(FEATURES)}
-    cand_bm25 = bm25[rows] if bm25 is not None else np.zeros(n)
+    cand_bm25 = stored.lexical_scores(terms, rows.tolist())
     top = float(cand_bm25.max()) or 1.0
     x[:, col["bm25_score"]] = cand_bm25 / top
     lexical_rank = {row: r for r, row in enumerate(lexical_rows)}
     dense_rank = {row: r for r, row in enumerate(dense_rows)}
     x[:, col["bm25_rr"]] = [RRF_K / (RRF_K + lexical_rank[r] + 1) if r in lexical_rank else 0.0 for r in rows]
     x[:, col["dense_rr"]] = [RRF_K / (RRF_K + dense_rank[r] + 1) if r in dense_rank else 0.0 for r in rows]
-    dense = np.asarray(stored.vectors[rows], dtype=np.float32) @ vector
+    dense = stored.vectors(rows.tolist()) @ vector
     x[:, col["dense_score"]] = dense
     x[:, col["dense_gap"]] = dense - dense.max()
-    docs = [stored.chunks[r].doc_id for r in rows]
+    refs = [stored.ref(r) for r in rows]
+    docs = [ref.doc_id for ref in refs]
     per_doc: dict[str, list[int]] = {}
     for i, d in enumerate(docs):
         per_doc.setdefault(d, []).append(i)
@@ -84,8 +85,7 @@ def candidate_features(
         return rows, x
     table = stored.sentences
     best = np.zeros(n, np.float32)
-    for i, r in enumerate(rows):
-        chunk = stored.chunks[r]
+    for i, chunk in enumerate(refs):
         _, vectors = table.of(chunk.doc_id, chunk.start, chunk.end)
         best[i] = float((vectors @ vector).max()) if len(vectors) else 0.0
     x[:, col["sent_score"]] = best

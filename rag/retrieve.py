@@ -8,7 +8,6 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -17,7 +16,7 @@ from rag.errors import IndexMismatchError, QueryError
 from rag.outlets import outlet_key
 from rag.query import MAX_QUERY_CHARS, Query, analyse, clean_query
 from rag.rank import candidate_features, load_rank_model
-from rag.store import MANIFEST, StoredIndex, load_index, rebuild_hint
+from rag.store import MANIFEST, Filter, Store, load_index, rebuild_hint
 from rag.types import Passage
 
 __all__ = ["MAX_QUERY_CHARS", "Retriever", "RetrieveSettings", "clean_query", "get_retriever"]
@@ -46,23 +45,16 @@ class RetrieveSettings:
 class Retriever:
     """A loaded index and its embedder; safe to share between threads."""
 
-    def __init__(self, stored: StoredIndex, embedder: Embedder, settings: RetrieveSettings | None = None) -> None:
-        if embedder.dimension != stored.manifest.dimension and stored.chunks:
+    def __init__(self, stored: Store, embedder: Embedder, settings: RetrieveSettings | None = None) -> None:
+        if embedder.dimension != stored.manifest.dimension and stored.size:
             raise IndexMismatchError(
                 f"index in {stored.directory} has {stored.manifest.dimension}-dimensional vectors but model "
                 f"{embedder.name!r} makes {embedder.dimension}; {rebuild_hint(stored.directory)}"
             )
-        if {c.doc_id for c in stored.chunks} - stored.sentences.spans.keys():
-            raise IndexMismatchError(
-                f"index in {stored.directory} was built before sentences were stored with it; update it with "
-                f"`rag index --index-dir {stored.directory}` (only the sentences are embedded)"
-            )
         self.stored = stored
         self.embedder = embedder
         self.settings = settings or RetrieveSettings()
-        outlets = [stored.documents[c.doc_id].outlet for c in stored.chunks]
-        self._outlet_keys = np.array([outlet_key(o) for o in outlets]) if outlets else np.array([], dtype=str)
-        self.outlets: tuple[str, ...] = tuple(sorted({d.outlet for d in stored.documents.values()}))
+        self.outlets: tuple[str, ...] = stored.outlets
         self._search_lock = threading.Lock()  # faiss and bm25s searches are not all thread-safe
         import faiss
 
@@ -91,7 +83,7 @@ class Retriever:
 
     def search_query(self, q: Query, k: int = 5) -> list[Passage]:
         """Passages for an analysed question, best first."""
-        if k <= 0 or not self.stored.chunks:
+        if k <= 0 or not self.stored.size:
             return []
         mask = self._outlet_mask(q.outlets)
         s = self.settings
@@ -106,7 +98,7 @@ class Retriever:
                 readings += [(q.terms, q.vector, 1.0), (joined, q.context_vector, s.history_weight)]
         else:
             readings.append((q.terms, q.vector, 1.0))
-        scores: dict[int, float] = {}
+        scores: dict[str, float] = {}
         with self._search_lock:
             for terms, vector, weight in readings:
                 if s.ranker == "learned":
@@ -120,13 +112,13 @@ class Retriever:
                     continue
                 for rank, row in enumerate(self.dense_rows(vector, s.candidates, mask)):
                     scores[row] = scores.get(row, 0.0) + weight * s.dense_weight / (s.rrf_k + rank + 1)
-                for rank, (row, _) in enumerate(self.stored.lexical.search_terms(terms, s.candidates, mask)):
+                for rank, (row, _) in enumerate(self.stored.lexical_search(terms, s.candidates, mask)):
                     scores[row] = scores.get(row, 0.0) + weight * s.lexical_weight / (s.rrf_k + rank + 1)
         ranked = sorted(scores.items(), key=lambda item: -item[1])
         return [self.passage(row, score) for row, score in self.select(ranked, k)]
 
-    def passage(self, row: int, score: float) -> Passage:
-        chunk = self.stored.chunks[row]
+    def passage(self, row: str, score: float) -> Passage:
+        chunk = self.stored.chunk(row)
         doc = self.stored.documents[chunk.doc_id]
         return Passage(
             text=chunk.text,
@@ -144,7 +136,7 @@ class Retriever:
             author=doc.author,
         )
 
-    def _outlet_mask(self, outlets: Sequence[str] | None) -> np.ndarray | None:
+    def _outlet_mask(self, outlets: Sequence[str] | None) -> Filter | None:
         if outlets is None:
             return None
         wanted = {outlet_key(o) for o in outlets if o and o.strip()}
@@ -154,59 +146,43 @@ class Retriever:
                 f"no outlet called {', '.join(repr(o) for o in outlets)} in the index; "
                 f"known outlets: {', '.join(self.outlets)}"
             )
-        return np.isin(self._outlet_keys, list(wanted))
+        return Filter(outlets=frozenset(wanted))
 
-    def dense_rows(self, vector: np.ndarray, k: int, mask: np.ndarray | None) -> list[int]:
-        """The k rows nearest to `vector` (within `mask`), nearest first."""
-        import faiss
+    def dense_rows(self, vector: np.ndarray, k: int, mask: Filter | None) -> list[str]:
+        """The ids of the k chunks nearest to `vector` (within `mask`), nearest first."""
+        return [cid for cid, _ in self.stored.dense_search(vector, k, mask)]
 
-        index = self.stored.dense
-        k = min(k, index.ntotal)
-        params: Any = None
-        if _is_hnsw(index):
-            params = faiss.SearchParametersHNSW()  # type: ignore[attr-defined]
-            params.efSearch = max(256, 2 * k)  # recall@10 ~0.95 at 300k chunks for <1 ms (bench/growth.py)
-        elif mask is not None:
-            params = faiss.SearchParameters()
-        if mask is not None:
-            selector = faiss.IDSelectorBatch(np.flatnonzero(mask).astype(np.int64))
-            params.sel = selector
-        _, rows = index.search(vector.reshape(1, -1).astype(np.float32), k, params=params)
-        return [int(r) for r in rows[0] if r >= 0]
-
-    def select(self, ranked: list[tuple[int, float]], k: int) -> list[tuple[int, float]]:
+    def select(self, ranked: list[tuple[str, float]], k: int) -> list[tuple[str, float]]:
         """Top k with near-duplicates dropped and repeated outlets and articles discounted."""
         s = self.settings
         pool = ranked[: max(s.pool_per_k * k, 20)]
-        shingles: dict[int, set[tuple[str, ...]]] = {}
-        chosen: list[tuple[int, float]] = []
+        shingles: dict[str, set[tuple[str, ...]]] = {}
+        chosen: list[tuple[str, float]] = []
+        refs = {row: self.stored.ref(row) for row, _ in pool}
+        outlet_keys = {row: outlet_key(self.stored.info(ref.doc_id).outlet) for row, ref in refs.items()}
         per_outlet: dict[str, int] = {}
         per_doc: dict[str, int] = {}
         while pool and len(chosen) < k:
             best_i, best_score = 0, -1.0
             for i, (row, score) in enumerate(pool):
-                chunk = self.stored.chunks[row]
+                chunk = refs[row]
                 adjusted = (
                     score
-                    * s.outlet_penalty ** per_outlet.get(self._outlet_keys[row], 0)
+                    * s.outlet_penalty ** per_outlet.get(outlet_keys[row], 0)
                     * s.document_penalty ** per_doc.get(chunk.doc_id, 0)
                 )
                 if adjusted > best_score:
                     best_i, best_score = i, adjusted
             row, score = pool.pop(best_i)
-            grams = shingles.setdefault(row, _trigrams(self.stored.chunks[row].text))
+            grams = shingles.setdefault(row, _trigrams(self.stored.chunk(row).text))
             if any(_jaccard(grams, shingles[other]) >= s.duplicate_jaccard for other, _ in chosen):
                 continue
             chosen.append((row, best_score))
-            key = str(self._outlet_keys[row])
+            key = outlet_keys[row]
             per_outlet[key] = per_outlet.get(key, 0) + 1
-            doc_id = self.stored.chunks[row].doc_id
+            doc_id = refs[row].doc_id
             per_doc[doc_id] = per_doc.get(doc_id, 0) + 1
         return chosen
-
-
-def _is_hnsw(index: object) -> bool:
-    return type(index).__name__.startswith("IndexHNSW")
 
 
 def _trigrams(text: str) -> set[tuple[str, ...]]:

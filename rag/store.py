@@ -1,21 +1,30 @@
-"""The on-disk index: an inspectable directory, committed atomically by its manifest.
+"""The index store: the interface retrieval and answering talk to, and its manifest, the commit point.
+
+Retrieval sees articles, chunk ids and scores, never FAISS, bm25s or row numbers. A chunk id is
+"<doc_id>:<position>": the article's content hash and the chunk's place in it, so the same
+article gives the same ids in every build, before and after compaction. The default store,
+rag.segments.SegmentStore, keeps FAISS and BM25 term counts in immutable segments:
 
     index/
-      manifest.json            format version, model, dimension, settings, documents, file checksums
-      documents-<gen>.jsonl    one article per line: metadata and the text offsets point into
-      chunks-<gen>.jsonl       one chunk per line: doc_id, offsets, page, text
-      vectors-<gen>.npy        float32 [chunks x dimension], L2-normalised, row i = chunk line i
-      dense-<gen>.faiss        FAISS inner-product index over those vectors
-      bm25-<gen>/              bm25s arrays (.npy) and vocabulary (.json)
-      sentences-<gen>.jsonl    per article, the [start, end) offsets of its sentences
-      sentence-vectors-<gen>.npy  float16 [sentences x dimension], row order of sentences-<gen>.jsonl:
-                               embedded once at build time so that answering never embeds a sentence
+      manifest.json        format version, model, dimension, settings, live documents, segments
+                           (their files' checksums and their tombstones), retired segments
+      seg-<n>/             one segment, written once by the build that added its articles:
+        documents.jsonl      one article per line: metadata and the text every offset points into
+        chunks.jsonl         one chunk per line: doc_id, index, offsets, page, text (for reading)
+        chunk-table.npy      int64 [chunks x 5]: article ordinal, index, start, end, page (-1: none)
+        vectors.npy          float32 [chunks x dimension], L2-normalised
+        dense.faiss          FAISS inner-product index over those vectors (flat, or HNSW when large)
+        terms/               BM25 term counts: vocab.json, indptr/rows/counts/lengths .npy
+        sentence-spans.npy   int64 [sentences x 2]: each article's sentence offsets, in article order
+        sentence-vectors.npy float16 [sentences x dimension]: embedded at build time
+        meta.json            the segment's articles: metadata and where their rows and bytes are
 
-A build writes a new generation beside the current one, fsyncs it, then replaces
-manifest.json in one rename: a reader sees the old index or the new one, never half of
-each, and a build killed at any point leaves the old manifest and its files in place.
-The previous generation is kept one build longer so that readers holding it can finish.
-Nothing is pickled; numpy loads with allow_pickle=False.
+A build writes a new segment beside the committed ones, fsyncs it, then replaces manifest.json
+in one rename: a reader sees the old index or the new one, never half of each, and a build
+killed at any point leaves the old manifest and its files in place. An article deleted or
+changed is a tombstone: its rows stay in their segment, left out of every search. Segments the
+previous manifest used are kept one commit longer ("retired") so that readers holding it can
+finish. Nothing is pickled; numpy loads with allow_pickle=False.
 """
 
 from __future__ import annotations
@@ -24,20 +33,21 @@ import contextlib
 import hashlib
 import json
 import os
-import shutil
-import time
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
 from rag.errors import IndexBusyError, IndexMismatchError, IndexMissingError
-from rag.lexical import LexicalIndex
 from rag.locks import file_lock
 from rag.types import Chunk, Document
 
-FORMAT_VERSION = 2  # 2: document text is the whole file, with body_start
+if TYPE_CHECKING:
+    from rag.segments import SegmentStore
+
+FORMAT_VERSION = 3  # 3: segments; 2: whole-file text with body_start, sentences (rag/legacy.py reads 1 and 2)
 MANIFEST = "manifest.json"
 LOCK = ".lock"
 
@@ -49,11 +59,17 @@ class Manifest:
     model: str
     dimension: int
     settings: dict[str, Any]
-    documents: dict[str, dict[str, Any]]  # doc_id -> {source, chunks, outlet, title}
-    files: dict[str, str]  # file name -> sha256
+    documents: dict[str, dict[str, Any]]  # doc_id -> {segment, source, outlet, title, date, chunks}
+    segments: tuple[dict[str, Any], ...] = ()  # {name, documents, chunks, faiss, deleted: [doc_id], files}
+    retired: tuple[str, ...] = ()  # segments of the previous generation only, removed by the next commit
     faiss_type: str = "flat"
     created_at: float = 0.0
     stats: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def files(self) -> dict[str, str]:
+        """Every committed file (path relative to the index) -> sha256."""
+        return {f"{s['name']}/{name}": digest for s in self.segments for name, digest in s["files"].items()}
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -65,7 +81,8 @@ class Manifest:
             "faiss_type": self.faiss_type,
             "created_at": self.created_at,
             "stats": self.stats,
-            "files": self.files,
+            "segments": list(self.segments),
+            "retired": list(self.retired),
             "documents": self.documents,
         }
 
@@ -78,32 +95,19 @@ class Manifest:
             dimension=int(data["dimension"]),
             settings=dict(data["settings"]),
             documents=dict(data["documents"]),
-            files=dict(data["files"]),
+            segments=tuple(dict(s) for s in data.get("segments", ())),
+            retired=tuple(str(s) for s in data.get("retired", ())),
             faiss_type=str(data.get("faiss_type", "flat")),
             created_at=float(data.get("created_at", 0.0)),
             stats=dict(data.get("stats", {})),
         )
 
 
-@dataclass
-class StoredIndex:
-    """An index loaded in memory."""
-
-    directory: Path
-    manifest: Manifest
-    documents: dict[str, Document]
-    chunks: list[Chunk]
-    vectors: np.ndarray
-    dense: Any  # faiss.Index
-    lexical: LexicalIndex
-    sentences: SentenceTable = field(default_factory=lambda: SentenceTable({}, np.zeros((0, 0), np.float16)))
-
-
 @dataclass(frozen=True)
 class SentenceTable:
     """Every article's sentences with their vectors: doc_id -> (first row, [n x 2] offsets)."""
 
-    spans: dict[str, tuple[int, np.ndarray]]
+    spans: Mapping[str, tuple[int, np.ndarray]]
     vectors: np.ndarray  # float16, L2-normalised rows
 
     def of(self, doc_id: str, start: int, end: int) -> tuple[np.ndarray, np.ndarray]:
@@ -119,68 +123,230 @@ class SentenceTable:
         return doc_id in self.spans
 
 
+@dataclass(frozen=True)
+class DocumentInfo:
+    """What the store knows of an article without reading its text."""
+
+    doc_id: str
+    source: str
+    outlet: str
+    title: str
+    date: str
+    chunks: int
+
+
+@dataclass(frozen=True)
+class ChunkRef:
+    """Where a chunk is: its stable id, its article and its offsets (no text)."""
+
+    chunk_id: str
+    doc_id: str
+    index: int
+    start: int
+    end: int
+    page: int | None
+
+
+@dataclass(frozen=True)
+class Filter:
+    """Which live chunks a search may return: those of articles from these outlets (outlet_key
+    forms; None: any) dated within [since, until] (ISO date prefixes; None: open)."""
+
+    outlets: frozenset[str] | None = None
+    since: str | None = None
+    until: str | None = None
+
+
+@dataclass(frozen=True)
+class NewDocuments:
+    """Articles to add, with everything the build computed for them."""
+
+    documents: Sequence[Document]
+    chunks: Sequence[Chunk]  # grouped by article, articles in the order of `documents`, indexes 0..n-1
+    vectors: np.ndarray  # float32 [chunks x dimension], L2-normalised
+    lexical_texts: Sequence[str]  # per chunk, the text BM25 indexes (the embedded text)
+    sentences: SentenceTable  # sentences of every added article
+
+
+def chunk_id(doc_id: str, index: int) -> str:
+    return f"{doc_id}:{index}"
+
+
+def split_chunk_id(value: str) -> tuple[str, int]:
+    doc_id, _, index = value.rpartition(":")
+    return doc_id, int(index)
+
+
+class Sentences(Protocol):
+    """Sentence offsets and vectors by article (SentenceTable is one)."""
+
+    @property
+    def spans(self) -> Mapping[str, tuple[int, np.ndarray]]: ...
+
+    def of(self, doc_id: str, start: int, end: int) -> tuple[np.ndarray, np.ndarray]: ...
+
+    def has(self, doc_id: str) -> bool: ...
+
+
+class Store(Protocol):
+    """What retrieval and answering need of an index; a Qdrant backend implements the same."""
+
+    directory: Path
+    manifest: Manifest
+
+    @property
+    def size(self) -> int:
+        """Live chunks."""
+        ...
+
+    @property
+    def documents(self) -> Mapping[str, Document]:
+        """Live articles by doc_id; text read from disk when asked for."""
+        ...
+
+    @property
+    def sentences(self) -> Sentences:
+        """Sentence offsets and vectors of the live articles."""
+        ...
+
+    @property
+    def outlets(self) -> tuple[str, ...]:
+        """Outlet names of the live articles, sorted."""
+        ...
+
+    def info(self, doc_id: str) -> DocumentInfo: ...
+
+    def chunk_ids(self) -> Iterator[str]:
+        """Every live chunk id, article by article."""
+        ...
+
+    def ref(self, chunk_id: str) -> ChunkRef: ...
+
+    def chunk(self, chunk_id: str) -> Chunk:
+        """The chunk with its text."""
+        ...
+
+    def vectors(self, chunk_ids: Sequence[str]) -> np.ndarray:
+        """float32 [len(chunk_ids) x dimension]."""
+        ...
+
+    def dense_search(self, vector: np.ndarray, k: int, where: Filter | None = None) -> list[tuple[str, float]]:
+        """The k live chunks nearest to `vector` (cosine), nearest first."""
+        ...
+
+    def lexical_search(self, terms: Sequence[str], k: int, where: Filter | None = None) -> list[tuple[str, float]]:
+        """The k live chunks with the highest BM25 score (> 0) for these tokenised terms, best first."""
+        ...
+
+    def lexical_scores(self, terms: Sequence[str], chunk_ids: Sequence[str]) -> np.ndarray:
+        """BM25 score of each of `chunk_ids` (statistics over all live chunks)."""
+        ...
+
+    def has_term(self, term: str) -> bool:
+        """Whether a live chunk contains this tokenised term."""
+        ...
+
+    def apply(
+        self,
+        add: NewDocuments | None,
+        delete: Sequence[str],
+        *,
+        settings: dict[str, Any],
+        stats: dict[str, Any],
+        hnsw_min_chunks: int,
+    ) -> Manifest:
+        """Delete articles by doc_id, add new ones, and commit both at once; returns the new manifest."""
+        ...
+
+    def compact(self, hnsw_min_chunks: int) -> Manifest:
+        """Merge every segment into one without tombstones (same chunk ids); returns the new manifest."""
+        ...
+
+
 def rebuild_hint(index_dir: Path) -> str:
     return f"rebuild it with `rag index --rebuild --index-dir {index_dir}`"
 
 
 def read_manifest(index_dir: Path, any_format: bool = False) -> Manifest:
+    """The committed manifest. `any_format` also reads one of an older format (its settings and
+    sources, for the build that updates it; rag/legacy.py reads the rest)."""
     path = Path(index_dir) / MANIFEST
     if not path.exists():
         raise IndexMissingError(f"no index in {index_dir}; build one with `rag index corpus --index-dir {index_dir}`")
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-        manifest = Manifest.from_json(data)
+        version = int(data["format_version"])
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise IndexMismatchError(f"index manifest in {index_dir} is unreadable; {rebuild_hint(index_dir)}") from exc
-    if manifest.format_version != FORMAT_VERSION and not any_format:
-        raise IndexMismatchError(
-            f"index in {index_dir} has format {manifest.format_version}, this version reads "
-            f"{FORMAT_VERSION}; update it with `rag index --index-dir {index_dir}` (texts already embedded are "
-            "not embedded again)"
+    if version != FORMAT_VERSION and not any_format:
+        how = (
+            f"update it with `rag index --index-dir {index_dir}` (texts already embedded are not embedded again)"
+            if version < FORMAT_VERSION
+            else rebuild_hint(index_dir)
         )
-    return manifest
+        raise IndexMismatchError(
+            f"index in {index_dir} has format {version}, this version reads {FORMAT_VERSION}; {how}"
+        )
+    try:
+        return Manifest.from_json(data)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise IndexMismatchError(f"index manifest in {index_dir} is unreadable; {rebuild_hint(index_dir)}") from exc
 
 
-def generation_names(generation: int) -> dict[str, str]:
-    return {
-        "documents": f"documents-{generation}.jsonl",
-        "chunks": f"chunks-{generation}.jsonl",
-        "vectors": f"vectors-{generation}.npy",
-        "dense": f"dense-{generation}.faiss",
-        "bm25": f"bm25-{generation}",
-        "sentences": f"sentences-{generation}.jsonl",
-        "sentence_vectors": f"sentence-vectors-{generation}.npy",
-    }
+def write_manifest(index_dir: Path, manifest: Manifest) -> None:
+    """The commit point: write a temporary manifest, fsync it, rename it over manifest.json."""
+    tmp = index_dir / f"{MANIFEST}.tmp-{os.getpid()}"
+    with tmp.open("w", encoding="utf-8") as out:
+        out.write(_manifest_text(manifest.to_json()))
+        out.flush()
+        os.fsync(out.fileno())
+    os.replace(tmp, index_dir / MANIFEST)
+    fsync_dir(index_dir)
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _checksums(index_dir: Path, names: dict[str, str]) -> dict[str, str]:
-    sums: dict[str, str] = {}
-    for name in names.values():
-        path = index_dir / name
-        if path.is_dir():
-            for child in sorted(path.iterdir()):
-                sums[f"{name}/{child.name}"] = _sha256(child)
+def _manifest_text(data: dict[str, Any]) -> str:
+    """JSON with one setting, segment or document per line: readable, and written by the C encoder
+    (indent= falls back to the pure-Python one, seconds for a large archive)."""
+    lines = []
+    for key, value in data.items():
+        if isinstance(value, dict | list) and key in ("documents", "segments") and value:
+            items = value.items() if isinstance(value, dict) else enumerate(value)
+            inner = ",\n".join(
+                (f"  {json.dumps(k, ensure_ascii=False)}: " if isinstance(value, dict) else "  ")
+                + json.dumps(v, ensure_ascii=False)
+                for k, v in items
+            )
+            open_, close = ("{", "}") if isinstance(value, dict) else ("[", "]")
+            lines.append(f" {json.dumps(key)}: {open_}\n{inner}\n {close}")
         else:
-            sums[name] = _sha256(path)
-    return sums
+            lines.append(f" {json.dumps(key)}: {json.dumps(value, ensure_ascii=False)}")
+    return "{\n" + ",\n".join(lines) + "\n}\n"
 
 
-def _fsync_tree(path: Path) -> None:
-    paths = [path] if path.is_file() else [*sorted(path.iterdir()), path]
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_tree(path: Path) -> None:
+    paths = [path] if path.is_file() else [*sorted(path.rglob("*")), path]
     for p in paths:
         fd = os.open(p, os.O_RDONLY)
         try:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def document_to_json(doc: Document) -> dict[str, Any]:
@@ -213,171 +379,13 @@ def document_from_json(data: dict[str, Any]) -> Document:
     )
 
 
-def write_index(
-    index_dir: Path,
-    *,
-    generation: int,
-    model: str,
-    settings: dict[str, Any],
-    documents: list[Document],
-    chunks: list[Chunk],
-    vectors: np.ndarray,
-    lexical: LexicalIndex,
-    dense: Any,
-    faiss_type: str,
-    stats: dict[str, Any],
-    sentences: SentenceTable | None = None,
-) -> Manifest:
-    """Write generation `generation` and commit it by replacing the manifest."""
-    import faiss
+def load_index(index_dir: Path, verify: bool = True, any_format: bool = False) -> SegmentStore:
+    """Open the committed index. With `verify`, every file's checksum is checked (truncated or
+    edited files); without, only that each file is there with its recorded size. `any_format`
+    also opens a segmented index of an older format, for a build that reuses its vectors."""
+    from rag.segments import SegmentStore
 
-    index_dir.mkdir(parents=True, exist_ok=True)
-    names = generation_names(generation)
-    for name in names.values():  # leftovers of a build that was killed
-        leftover = index_dir / name
-        if leftover.is_dir():
-            shutil.rmtree(leftover)
-        elif leftover.exists():
-            leftover.unlink()
-    with (index_dir / names["documents"]).open("w", encoding="utf-8") as out:
-        for doc in documents:
-            out.write(json.dumps(document_to_json(doc), ensure_ascii=False) + "\n")
-    with (index_dir / names["chunks"]).open("w", encoding="utf-8") as out:
-        for chunk in chunks:
-            row = {
-                "doc_id": chunk.doc_id,
-                "index": chunk.index,
-                "start": chunk.start,
-                "end": chunk.end,
-                "page": chunk.page,
-                "text": chunk.text,
-            }
-            out.write(json.dumps(row, ensure_ascii=False) + "\n")
-    np.save(index_dir / names["vectors"], np.ascontiguousarray(vectors, dtype=np.float32), allow_pickle=False)
-    faiss.write_index(dense, str(index_dir / names["dense"]))
-    lexical.save(index_dir / names["bm25"])
-    table = sentences or SentenceTable({}, np.zeros((0, vectors.shape[1] if vectors.ndim == 2 else 0), np.float16))
-    with (index_dir / names["sentences"]).open("w", encoding="utf-8") as out:
-        for doc_id, (first, spans) in table.spans.items():
-            out.write(json.dumps({"doc_id": doc_id, "first": first, "spans": spans.tolist()}) + "\n")
-    np.save(index_dir / names["sentence_vectors"], np.ascontiguousarray(table.vectors, dtype=np.float16))
-    for name in names.values():
-        _fsync_tree(index_dir / name)
-
-    chunk_counts: dict[str, int] = {}
-    for chunk in chunks:
-        chunk_counts[chunk.doc_id] = chunk_counts.get(chunk.doc_id, 0) + 1
-    manifest = Manifest(
-        format_version=FORMAT_VERSION,
-        generation=generation,
-        model=model,
-        dimension=int(vectors.shape[1]) if vectors.ndim == 2 else 0,
-        settings=settings,
-        documents={
-            d.doc_id: {
-                "source": d.source,
-                "outlet": d.outlet,
-                "title": d.title,
-                "chunks": chunk_counts.get(d.doc_id, 0),
-            }
-            for d in documents
-        },
-        files=_checksums(index_dir, names),
-        faiss_type=faiss_type,
-        created_at=time.time(),
-        stats=stats,
-    )
-    tmp = index_dir / f"{MANIFEST}.tmp-{os.getpid()}"
-    with tmp.open("w", encoding="utf-8") as out:
-        json.dump(manifest.to_json(), out, ensure_ascii=False, indent=1)
-        out.flush()
-        os.fsync(out.fileno())
-    os.replace(tmp, index_dir / MANIFEST)  # the commit point
-    dir_fd = os.open(index_dir, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
-    _remove_old_generations(index_dir, keep={generation, generation - 1})
-    return manifest
-
-
-def _remove_old_generations(index_dir: Path, keep: set[int]) -> None:
-    for path in index_dir.iterdir():
-        stem = path.name.split(".", 1)[0]
-        prefix, _, number = stem.rpartition("-")
-        kinds = ("documents", "chunks", "vectors", "dense", "bm25", "sentences", "sentence-vectors")
-        if prefix in kinds and number.isdigit():
-            if int(number) not in keep:
-                if path.is_dir():
-                    shutil.rmtree(path, ignore_errors=True)
-                else:
-                    path.unlink(missing_ok=True)
-        elif path.name.startswith(f"{MANIFEST}.tmp-"):
-            path.unlink(missing_ok=True)
-
-
-def load_index(index_dir: Path, verify: bool = True, any_format: bool = False) -> StoredIndex:
-    """Load the committed generation; checksums catch truncated or edited files. `any_format` also
-    loads an index of an older format, for a build that reuses its vectors (texts it embedded)."""
-    import faiss
-
-    index_dir = Path(index_dir)
-    manifest = read_manifest(index_dir, any_format)
-    names = generation_names(manifest.generation)
-    if verify:
-        for name, expected in manifest.files.items():
-            path = index_dir / name
-            if not path.exists():
-                raise IndexMismatchError(f"index file {path} is missing; {rebuild_hint(index_dir)}")
-            if _sha256(path) != expected:
-                raise IndexMismatchError(
-                    f"index file {path} does not match its checksum (truncated or edited); {rebuild_hint(index_dir)}"
-                )
-    try:
-        documents: dict[str, Document] = {}
-        with (index_dir / names["documents"]).open(encoding="utf-8") as handle:
-            for line in handle:
-                doc = document_from_json(json.loads(line))
-                documents[doc.doc_id] = doc
-        chunks: list[Chunk] = []
-        with (index_dir / names["chunks"]).open(encoding="utf-8") as handle:
-            for line in handle:
-                row = json.loads(line)
-                chunks.append(
-                    Chunk(
-                        row["doc_id"],
-                        int(row["index"]),
-                        int(row["start"]),
-                        int(row["end"]),
-                        row["text"],
-                        row.get("page"),
-                    )
-                )
-        vectors = np.load(index_dir / names["vectors"], allow_pickle=False, mmap_mode="r")
-        dense = faiss.read_index(str(index_dir / names["dense"]))
-        lexical = LexicalIndex.load(index_dir / names["bm25"], len(chunks))
-        sentences = _load_sentences(index_dir, names, manifest, int(vectors.shape[1]))
-    except (OSError, ValueError, KeyError, RuntimeError) as exc:
-        raise IndexMismatchError(
-            f"index in {index_dir} is damaged ({type(exc).__name__}); {rebuild_hint(index_dir)}"
-        ) from exc
-    if len(chunks) != vectors.shape[0] or dense.ntotal != len(chunks):
-        raise IndexMismatchError(f"index in {index_dir} is inconsistent; {rebuild_hint(index_dir)}")
-    return StoredIndex(index_dir, manifest, documents, chunks, vectors, dense, lexical, sentences)
-
-
-def _load_sentences(index_dir: Path, names: dict[str, str], manifest: Manifest, dimension: int) -> SentenceTable:
-    """The sentence table; empty for an index written before sentences were stored (a build adds them)."""
-    if names["sentences"] not in manifest.files:
-        return SentenceTable({}, np.zeros((0, dimension), np.float16))
-    spans: dict[str, tuple[int, np.ndarray]] = {}
-    with (index_dir / names["sentences"]).open(encoding="utf-8") as handle:
-        for line in handle:
-            row = json.loads(line)
-            spans[row["doc_id"]] = (int(row["first"]), np.asarray(row["spans"], dtype=np.int64).reshape(-1, 2))
-    table_vectors = np.load(index_dir / names["sentence_vectors"], allow_pickle=False, mmap_mode="r")
-    return SentenceTable(spans, table_vectors)
+    return SegmentStore.open(Path(index_dir), verify=verify, any_format=any_format)
 
 
 def build_lock(index_dir: Path, wait_seconds: float = 600.0) -> contextlib.AbstractContextManager[None]:

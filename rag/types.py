@@ -70,7 +70,7 @@ class Passage:
     start: int
     end: int
     doc_id: str = ""
-    chunk_id: int = -1
+    chunk_id: str = ""  # "<doc_id>:<position>": the same article gives the same ids in every build
     page: int | None = None
     date: str = ""
     url: str = ""

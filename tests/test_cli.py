@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from rag.cli import main
-from rag.store import generation_names, read_manifest
+from rag.store import read_manifest
 
 pytestmark = pytest.mark.usefixtures("fake_default_model")  # RAG_MODEL=hash:256: no real model here
 
@@ -141,7 +141,7 @@ def test_nonexistent_path_is_an_error_and_changes_nothing(
 
 
 def test_damaged_index_is_an_error_with_rebuild_hint(capsys: pytest.CaptureFixture[str], cli_index: Path) -> None:
-    vectors = cli_index / generation_names(read_manifest(cli_index).generation)["vectors"]
+    vectors = cli_index / read_manifest(cli_index).segments[-1]["name"] / "vectors.npy"
     vectors.write_bytes(vectors.read_bytes()[:100])
     code, out, err = run(capsys, "search", "Rafah", "--index-dir", str(cli_index))
     assert_one_line_error(code, out, err, "rag index --rebuild")

@@ -21,9 +21,9 @@ import pytest
 
 from rag.embed import HashEmbedder
 from rag.errors import IndexBusyError
-from rag.index import build_index
+from rag.index import build_index, compact_index
 from rag.retrieve import Retriever, get_retriever
-from rag.store import MANIFEST, build_lock, generation_names, load_index, read_manifest
+from rag.store import MANIFEST, build_lock, load_index, read_manifest
 
 QUESTION = "How many tents did Israel order from China?"
 TIMEOUT = 120.0  # seconds; generous for two shared cores, never reached when things work
@@ -35,11 +35,14 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-import rag.store as store
+import rag.segments as segments
+from rag.bm25 import TermCounts
 from rag.embed import HashEmbedder
-from rag.index import build_index
+from rag.index import build_index, compact_index
 
 index_dir, sources, mode, release = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3], Path(sys.argv[4])
+compact = mode.startswith("compact-")  # rag index --compact instead of a build
+mode = mode.removeprefix("compact-")
 
 
 def say(*parts):
@@ -84,7 +87,7 @@ if mode == "kill-after-vectors":
 elif mode == "kill-after-dense":
     after(faiss, "write_index")
 elif mode == "kill-after-bm25":
-    after(store.LexicalIndex, "save")
+    after(TermCounts, "save")
 elif mode == "kill-before-commit":  # the new manifest is written and fsynced, not yet renamed
     real_replace = os.replace
 
@@ -94,12 +97,16 @@ elif mode == "kill-before-commit":  # the new manifest is written and fsynced, n
         return real_replace(src, dst, *args, **kwargs)
 
     os.replace = replace
-elif mode == "kill-after-commit":  # renamed, old generations not yet cleaned up
-    store._remove_old_generations = lambda *args, **kwargs: die()
+elif mode == "kill-after-commit":  # renamed, old segments not yet cleaned up
+    segments.remove_unused = lambda *args, **kwargs: die()
 
 say("READY", os.getpid())
-report = build_index(sources, index_dir, embedder=SlowEmbedder())
-say("DONE", json.dumps(report.as_dict()))
+if compact:
+    manifest = compact_index(index_dir)
+    say("DONE", json.dumps({"segments": len(manifest.segments)}))
+else:
+    report = build_index(sources, index_dir, embedder=SlowEmbedder())
+    say("DONE", json.dumps(report.as_dict()))
 '''
 
 
@@ -203,11 +210,9 @@ def answer(index_dir: Path, question: str = QUESTION) -> list[tuple[str, int, in
 
 
 def committed_files(index_dir: Path) -> set[str]:
-    generation = read_manifest(index_dir).generation
-    names = {MANIFEST, ".lock", *generation_names(generation).values()}
-    if generation > 1:
-        names |= set(generation_names(generation - 1).values())
-    return names
+    """The manifest, the lock, the committed segments and those the previous manifest used."""
+    manifest = read_manifest(index_dir)
+    return {MANIFEST, ".lock", *(s["name"] for s in manifest.segments), *manifest.retired}
 
 
 @pytest.fixture
@@ -248,9 +253,9 @@ def assert_next_build_completes(index_dir: Path, corpus_dir: Path, new_article: 
 @pytest.mark.parametrize(
     ("mode", "written"),
     [
-        ("kill-after-vectors", "vectors-2.npy"),
-        ("kill-after-dense", "dense-2.faiss"),
-        ("kill-after-bm25", "bm25-2"),
+        ("kill-after-vectors", "seg-2/chunk-table.npy"),
+        ("kill-after-dense", "seg-2/dense.faiss"),
+        ("kill-after-bm25", "seg-2/terms"),
         ("kill-before-commit", f"{MANIFEST}.tmp-"),
     ],
 )
@@ -261,7 +266,8 @@ def test_build_killed_while_writing_leaves_the_old_index(
     builder = Builder(tmp_path, fake_index, [corpus_dir], mode)
     assert builder.finish() == -signal.SIGKILL, builder.lines
     assert builder.saw("ENCODING") and not builder.saw("DONE")
-    assert any(name.startswith(written) for name in os.listdir(fake_index))  # it got that far
+    # It got that far: the new segment (or the new manifest) was being written beside the committed index.
+    assert any(str(p.relative_to(fake_index)).startswith(written) for p in fake_index.rglob("*"))
     assert_old_index_intact(fake_index, before)
     assert_next_build_completes(fake_index, corpus_dir, pending_change)
 
@@ -330,8 +336,8 @@ def test_two_builds_at_once_are_serialised(
         *(str(p) for p in corpus_dir.glob("*.txt")),
         str(extra[second]),
     }
-    assert len(stored.chunks) == stored.vectors.shape[0] == stored.dense.ntotal == stored.lexical.size
-    for chunk in stored.chunks:
+    assert stored.size == stored.manifest.stats["chunks"] == sum(d.chunks for d in map(stored.info, stored.documents))
+    for chunk in map(stored.chunk, stored.chunk_ids()):
         assert stored.documents[chunk.doc_id].text[chunk.start : chunk.end] == chunk.text
     top = get_retriever(fake_index).search(f"{second} marmot colony", k=1)[0]
     assert top.source == str(extra[second])
@@ -378,3 +384,33 @@ def test_questions_during_a_rebuild_are_answered_from_the_old_index_until_the_sw
     assert new_answer != old_answer
     for generation, passages in observed:
         assert passages == (old_answer if generation == old_generation else new_answer)
+
+
+@pytest.mark.parametrize(
+    "mode", ["kill-after-vectors", "kill-after-dense", "kill-after-bm25", "kill-before-commit", "kill-after-commit"]
+)
+def test_compaction_killed_leaves_an_index_that_answers_the_same(
+    fake_index: Path, corpus_dir: Path, pending_change: Path, tmp_path: Path, mode: str
+) -> None:
+    """`rag index --compact` killed at any point: the index answers the same question with the
+    same passages, from the segments (before the commit) or from the merged one (after)."""
+    build_index([corpus_dir], fake_index, embedder=HashEmbedder())  # the new article: a second segment
+    manifest = read_manifest(fake_index)
+    assert len(manifest.segments) == 2
+    before = answer(fake_index)
+    builder = Builder(tmp_path, fake_index, [corpus_dir], f"compact-{mode}")
+    assert builder.finish() == -signal.SIGKILL, builder.lines
+    assert not builder.saw("DONE")
+    after = read_manifest(fake_index)
+    if mode == "kill-after-commit":
+        assert len(after.segments) == 1 and after.generation == manifest.generation + 1
+    else:
+        assert after == manifest  # the commit never happened
+    assert answer(fake_index) == before
+    assert [(p.source, p.start, p.end, p.text) for p in get_retriever(fake_index).search(QUESTION, k=5)] == before
+    with build_lock(fake_index, wait_seconds=0):  # a dead compaction holds no lock
+        pass
+    # The next compaction (or none needed) completes and still answers the same.
+    compact_index(fake_index)
+    assert len(read_manifest(fake_index).segments) == 1 and answer(fake_index) == before
+    assert {p.name for p in fake_index.iterdir()} == committed_files(fake_index)

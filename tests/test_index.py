@@ -143,7 +143,7 @@ def test_rebuild_with_nothing_changed_embeds_nothing(
     assert not (report.added or report.updated or report.removed)
     assert generation(fake_index) == before
     assert (fake_index / MANIFEST).stat().st_ino == manifest_stat.st_ino  # not even rewritten
-    assert report.chunks == len(load_index(fake_index).chunks)
+    assert report.chunks == load_index(fake_index).size
 
 
 def test_changed_file_is_reembedded_alone(fake_index: Path, corpus_dir: Path, embedder: CountingEmbedder) -> None:
@@ -155,7 +155,7 @@ def test_changed_file_is_reembedded_alone(fake_index: Path, corpus_dir: Path, em
     assert not (report.added or report.removed) and len(report.unchanged) == 4
     stored = load_index(fake_index)
     doc = next(d for d in stored.documents.values() if d.source == str(path))
-    doc_chunks = [c for c in stored.chunks if c.doc_id == doc.doc_id]
+    doc_chunks = [c for c in map(stored.chunk, stored.chunk_ids()) if c.doc_id == doc.doc_id]
     chunk_texts = [t for t in embedder.texts if t.startswith(doc.title + "\n")]
     # Only what changed is embedded again: the chunk and the sentence that hold the new paragraph.
     assert 0 < report.embedded == len(chunk_texts) < len(doc_chunks)
@@ -284,13 +284,14 @@ def test_changed_chunk_settings_reembed_only_new_chunk_texts(
 ) -> None:
     before = generation(fake_index)
     old = load_index(fake_index)
-    old_texts = {c.text for c in old.chunks}
+    old_texts = {old.chunk(i).text for i in old.chunk_ids()}
     settings = BuildSettings(chunk=ChunkSettings(max_tokens=60, min_tokens=20))
     report = build(corpus_dir, fake_index, embedder, settings=settings)
     new = load_index(fake_index)
-    fresh = [c for c in new.chunks if c.text not in old_texts]
+    new_chunks = [new.chunk(i) for i in new.chunk_ids()]
+    fresh = [c for c in new_chunks if c.text not in old_texts]
     # Every chunk whose text is new is embedded, and nothing else: not even the sentences.
-    assert report.embedded == len(fresh) == len(embedder.texts) > len(new.chunks) // 2
+    assert report.embedded == len(fresh) == len(embedder.texts) > len(new_chunks) // 2
     assert report.sentences_embedded == 0
     assert read_manifest(fake_index).settings["chunk"]["max_tokens"] == 60
     assert generation(fake_index) == before + 1
@@ -373,16 +374,95 @@ def test_empty_folder_gives_an_empty_index_that_grows(tmp_path: Path, index_dir:
     assert get_retriever(index_dir).search("heron")[0].outlet == "Bird News"
 
 
+def write_monolithic(index_dir: Path, version: int) -> int:
+    """Rewrite `index_dir` in the monolithic layout of formats 1 and 2 (format 1 without the sentence
+    files), as the build of that time wrote it; returns the number of sentences it holds."""
+    import numpy as np
+
+    from rag.store import document_to_json
+
+    store = load_index(index_dir)
+    manifest = store.manifest
+    n = manifest.generation + 1
+    names = {
+        "documents": f"documents-{n}.jsonl",
+        "chunks": f"chunks-{n}.jsonl",
+        "vectors": f"vectors-{n}.npy",
+        "dense": f"dense-{n}.faiss",
+    }
+    ids = list(store.chunk_ids())
+    with (index_dir / names["documents"]).open("w", encoding="utf-8") as out:
+        for doc_id in store.documents:
+            out.write(json.dumps(document_to_json(store.documents[doc_id]), ensure_ascii=False) + "\n")
+    with (index_dir / names["chunks"]).open("w", encoding="utf-8") as out:
+        for cid in ids:
+            c = store.chunk(cid)
+            row = {"doc_id": c.doc_id, "index": c.index, "start": c.start, "end": c.end, "page": c.page, "text": c.text}
+            out.write(json.dumps(row, ensure_ascii=False) + "\n")
+    np.save(index_dir / names["vectors"], store.vectors(ids))
+    (index_dir / names["dense"]).write_bytes(b"not read")
+    (index_dir / f"bm25-{n}").mkdir()
+    sentences = 0
+    if version == 2:
+        names["sentences"], names["sentence_vectors"] = f"sentences-{n}.jsonl", f"sentence-vectors-{n}.npy"
+        blocks = []
+        with (index_dir / names["sentences"]).open("w", encoding="utf-8") as out:
+            for doc_id in store.documents:
+                spans, vectors = store.sentences.of(doc_id, 0, len(store.documents[doc_id].text) + 1)
+                out.write(json.dumps({"doc_id": doc_id, "first": sentences, "spans": spans.tolist()}) + "\n")
+                sentences += len(spans)
+                blocks.append(vectors.astype(np.float16))
+        np.save(index_dir / names["sentence_vectors"], np.concatenate(blocks))
+    data = {
+        "format_version": version,
+        "generation": n,
+        "model": manifest.model,
+        "dimension": manifest.dimension,
+        "settings": {**manifest.settings, "faiss": "flat"},
+        "documents": {k: {"source": v["source"], "outlet": v["outlet"]} for k, v in manifest.documents.items()},
+        "files": {name: "0" * 64 for name in names.values()},
+        "faiss_type": "flat",
+    }
+    for segment in index_dir.glob("seg-*"):
+        shutil.rmtree(segment)
+    (index_dir / MANIFEST).write_text(json.dumps(data), encoding="utf-8")
+    return sentences
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_index_of_a_monolithic_format_is_updated_without_embedding_again(
+    fake_index: Path, corpus_dir: Path, embedder: CountingEmbedder, version: int
+) -> None:
+    before = [(p.chunk_id, p.text) for p in search(fake_index, "tents ordered from China")]
+    sentences = write_monolithic(fake_index, version)
+    with pytest.raises(IndexMismatchError, match="update it with `rag index --index-dir"):
+        load_index(fake_index)
+    report = build(corpus_dir, fake_index, embedder)
+    assert report.embedded == len(embedder.texts) - report.sentences_embedded == 0
+    # Format 2 stored sentence vectors: none is embedded again. Format 1 had none to reuse.
+    assert report.sentences_embedded == (0 if version == 2 else len(embedder.texts)) and (version == 2) == (
+        sentences > 0
+    )
+    assert read_manifest(fake_index).format_version == FORMAT_VERSION
+    assert [(p.chunk_id, p.text) for p in search(fake_index, "tents ordered from China")] == before
+    # The old layout's files are gone with the first commit of the new one.
+    assert (
+        sorted(p.name for p in fake_index.iterdir() if p.name.split("-")[0] in ("documents", "chunks", "vectors")) == []
+    )
+
+
 def test_index_of_an_older_format_is_updated_without_embedding_again(
     fake_index: Path, corpus_dir: Path, embedder: CountingEmbedder
 ) -> None:
+    """A segmented index whose format number is older (only the number changed) is built again
+    from its own stored vectors."""
     manifest_path = fake_index / "manifest.json"
     data = json.loads(manifest_path.read_text(encoding="utf-8"))
-    data["format_version"] = 1
+    data["format_version"] = FORMAT_VERSION - 1
     manifest_path.write_text(json.dumps(data), encoding="utf-8")
     with pytest.raises(IndexMismatchError, match="update it with `rag index"):
         load_index(fake_index)
     report = build(corpus_dir, fake_index, embedder)
     assert report.embedded == report.sentences_embedded == len(embedder.texts) == 0
     assert read_manifest(fake_index).format_version == FORMAT_VERSION
-    assert load_index(fake_index).chunks
+    assert load_index(fake_index).size

@@ -18,8 +18,8 @@ def test_candidates_hold_both_rankings_and_their_evidence(fake_index: Path) -> N
     assert len(rows) == len(set(rows.tolist())) == len(x) > 0
     col = {f: i for i, f in enumerate(FEATURES)}
     # The chunk that holds the answer is a candidate with the best BM25 score of all.
-    best = int(rows[int(np.argmax(x[:, col["bm25_score"]]))])
-    assert "40,000 tents" in retriever.stored.chunks[best].text
+    best = str(rows[int(np.argmax(x[:, col["bm25_score"]]))])
+    assert "40,000 tents" in retriever.stored.chunk(best).text
     assert x[:, col["bm25_score"]].max() == 1.0 and (x[:, col["dense_gap"]] <= 0).all()
     # Every candidate's article evidence is at least its own.
     assert (x[:, col["doc_bm25_score"]] >= x[:, col["bm25_score"]]).all()

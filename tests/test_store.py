@@ -209,13 +209,14 @@ def test_unreadable_manifest_is_refused_with_rebuild_hint(fake_index: Path) -> N
         load_index(fake_index)
 
 
-def test_an_index_of_the_previous_format_asks_for_a_rebuild(fake_index: Path, corpus_dir: Path) -> None:
+def test_an_index_of_an_older_format_asks_for_an_update(fake_index: Path, corpus_dir: Path) -> None:
     (fake_index / MANIFEST).write_text(json.dumps({"format_version": 1, "generation": 4}), encoding="utf-8")
     with pytest.raises(IndexMismatchError) as caught:
         get_retriever(fake_index)
     assert str(caught.value).count("\n") == 0 and "has format 1" in str(caught.value)
-    assert f"rebuild it with `rag index --rebuild --index-dir {fake_index}`" in str(caught.value)
-    report = build_index([corpus_dir], fake_index, embedder=HashEmbedder())  # an update rebuilds it
+    assert f"update it with `rag index --index-dir {fake_index}`" in str(caught.value)
+    # Nothing readable to reuse in this manifest: the update embeds everything.
+    report = build_index([corpus_dir], fake_index, embedder=HashEmbedder())
     assert report.embedded == report.chunks > 0 and read_manifest(fake_index).generation == 5
 
 

@@ -30,7 +30,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from rag.evaluate import read_questions  # noqa: E402
+from rag.evaluate import norm, read_questions  # noqa: E402
 from rag.rank import FEATURES, candidate_features, fit_logistic  # noqa: E402
 from rag.retrieve import Retriever, get_retriever  # noqa: E402
 
@@ -83,7 +83,12 @@ def main() -> int:
     for r in rows:
         q = base.analyse(r["question"])
         rows_, x = candidate_features(base, q, args.depth, sentences=not args.lazy_sentences)
-        y = np.array([url_of[i] in gold[len(data)] for i in rows_], dtype=np.float64)
+        # A positive is a chunk of a gold article that holds the answer (when some chunk of it does),
+        # else any chunk of a gold article: the ranking must find the passage, not just the article.
+        in_gold = np.array([url_of[i] in gold[len(data)] for i in rows_], dtype=bool)
+        answer = norm(str(r.get("answer", "")).strip("“”\"' ."))
+        holds = np.array([bool(answer) and answer in norm(base.stored.chunks[i].text) for i in rows_], dtype=bool)
+        y = (in_gold & holds if (in_gold & holds).any() else in_gold).astype(np.float64)
         data.append((rows_, x, y))
     print(f"features for {len(rows)} questions in {time.perf_counter() - started:.1f}s", flush=True)
 

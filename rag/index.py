@@ -351,8 +351,9 @@ def _nothing_changed(report: BuildReport, docs: list[Document], previous: Stored
 
 
 def _next_generation(index_dir: Path) -> int:
+    # An index of another format is still the one readers use until the swap: never overwrite its files.
     try:
-        return read_manifest(index_dir).generation + 1
+        return read_manifest(index_dir, any_format=True).generation + 1
     except (IndexMissingError, IndexMismatchError):
         return 1
 

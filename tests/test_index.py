@@ -386,3 +386,18 @@ def test_index_of_an_older_format_is_updated_without_embedding_again(
     assert report.embedded == report.sentences_embedded == len(embedder.texts) == 0
     assert read_manifest(fake_index).format_version == FORMAT_VERSION
     assert load_index(fake_index).chunks
+
+
+def test_upgrading_an_older_format_writes_a_new_generation(fake_index: Path, corpus_dir: Path) -> None:
+    manifest_path = fake_index / "manifest.json"
+    data = json.loads(manifest_path.read_text(encoding="utf-8"))
+    old_generation = data["generation"]
+    data["format_version"] = 1
+    manifest_path.write_text(json.dumps(data), encoding="utf-8")
+    old_files = {p.name: p.read_bytes() for p in fake_index.iterdir() if p.is_file() and p.name != "manifest.json"}
+    build(corpus_dir, fake_index, HashEmbedder())
+    # The old generation's files were not rewritten in place: a reader of the old manifest was safe.
+    assert read_manifest(fake_index).generation == old_generation + 1
+    for name, content in old_files.items():
+        if (fake_index / name).exists():
+            assert (fake_index / name).read_bytes() == content, name

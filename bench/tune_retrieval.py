@@ -30,9 +30,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from rag.evaluate import read_questions  # noqa: E402
+from rag.evaluate import norm, read_questions  # noqa: E402
 from rag.rank import FEATURES, candidate_features, fit_logistic  # noqa: E402
-from rag.retrieve import Retriever, get_retriever  # noqa: E402
+from rag.retrieve import Retriever, by_rank, get_retriever  # noqa: E402
 
 
 def article_metrics(ranked_urls: list[list[str]], gold: list[set[str]]) -> dict[str, float]:
@@ -97,7 +97,12 @@ def main() -> int:
     for r in rows:
         q = base.analyse(r["question"])
         rows_, x = candidate_features(base, q, args.depth, sentences=not args.lazy_sentences)
-        y = np.array([url_of[i] in gold[len(data)] for i in rows_], dtype=np.float64)
+        # A positive is a chunk of a gold article that holds the answer (when some chunk of it does),
+        # else any chunk of a gold article: the ranking must find the passage, not just the article.
+        in_gold = np.array([url_of[i] in gold[len(data)] for i in rows_], dtype=bool)
+        answer = norm(str(r.get("answer", "")).strip("“”\"' ."))
+        holds = np.array([bool(answer) and answer in norm(base.stored.chunk(str(i)).text) for i in rows_], dtype=bool)
+        y = (in_gold & holds if (in_gold & holds).any() else in_gold).astype(np.float64)
         data.append((rows_, x, y))
     print(f"features for {len(rows)} questions in {time.perf_counter() - started:.1f}s", flush=True)
 
@@ -143,7 +148,7 @@ def main() -> int:
                 rows_, x, _ = data[i]
                 p = 1.0 / (1.0 + np.exp(-(x[:, idx] @ w + b)))
                 order = np.argsort(-p, kind="stable")
-                picked = base.select([(str(rows_[j]), float(p[j])) for j in order], 10)
+                picked = base.select(by_rank([(str(rows_[j]), float(p[j])) for j in order]), 10)
                 urls[i] = [str(url_of[row]) for row, _ in picked]
         report["held_out"][name] = article_metrics(urls, gold)
         print(name, report["held_out"][name], flush=True)
@@ -151,7 +156,11 @@ def main() -> int:
         print(name, report["held_out"][name], flush=True)
 
     if args.out:
-        best = max(variants, key=lambda v: report["held_out"][v]["mrr@10"] + report["held_out"][v]["hits@10"])
+        # Article evidence is kept out of the shipped model: it lifts every chunk of a strong article alike
+        # and the fit then weighs the chunk's own scores negatively, which on five articles (the seeds)
+        # ranked an article's weakest passages first (seed recall@5 0.26 against 0.97).
+        eligible = [v for v in variants if not any(f.startswith("doc_") for f in variants[v])]
+        best = max(eligible, key=lambda v: report["held_out"][v]["mrr@10"] + report["held_out"][v]["hits@10"])
         feats = variants[best]
         idx = [col[f] for f in feats]
         w, b = fit_logistic([d[1][:, idx] for d in data], [d[2] for d in data])

@@ -103,8 +103,14 @@ def run_script(args: list[str], timeout: float) -> dict[str, Any] | None:
         return {"error": f"timed out after {timeout:.0f}s"}
     if done.returncode != 0:
         return {"error": (done.stderr.strip().splitlines() or ["failed"])[-1]}
-    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
-    return json.loads(lines[-1]) if lines else None
+    for line in reversed(done.stdout.splitlines()):  # the last line that is a JSON object
+        if line.startswith("{"):
+            try:
+                parsed: dict[str, Any] = json.loads(line)
+                return parsed
+            except ValueError:
+                continue
+    return None
 
 
 def fmt(value: Any) -> str:

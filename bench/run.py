@@ -171,8 +171,9 @@ def write_markdown(results: dict[str, Any]) -> None:
             "|---|---|---|---|---|---|---|",
         ]
         labels = {
-            "hybrid": "this project (learned ranking)",
-            "rrf": "reciprocal-rank fusion (the previous default)",
+            "hybrid": "this project (fusion + best-sentence stage, the default)",
+            "learned": "the learned ranking (RetrieveSettings(ranker=\"learned\"))",
+            "rrf": "reciprocal-rank fusion alone",
             "bm25": "BM25 alone",
             "dense": "dense alone (FAISS)",
         }

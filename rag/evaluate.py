@@ -187,10 +187,11 @@ def _score_benchmark(
 
 MODES: dict[str, dict[str, Any]] = {
     "hybrid": {},
-    # The fixed fusion the learned ranking replaced, and the two signals alone.
-    "rrf": {"ranker": "rrf"},
-    "bm25": {"ranker": "rrf", "dense_weight": 0.0},
-    "dense": {"ranker": "rrf", "lexical_weight": 0.0},
+    # The learned ranking (not the default), the fusion without its sentence stage, and the two signals alone.
+    "learned": {"ranker": "learned"},
+    "rrf": {"ranker": "rrf", "sentence_weight": 0.0},
+    "bm25": {"ranker": "rrf", "dense_weight": 0.0, "sentence_weight": 0.0},
+    "dense": {"ranker": "rrf", "lexical_weight": 0.0, "sentence_weight": 0.0},
 }
 
 

@@ -259,7 +259,6 @@ def test_self_contained_answer_does_not_depend_on_history(fake_index: Path, ques
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason=KNOWN_GAP)
 def test_fighter_quotes_hold_fighter_figures(real_index: Path) -> None:
     fighters = answer_question(get_retriever(real_index), "How many Hamas fighters are in Rafah?")
     assert fighters.quotes and all(any(f in q.text for f in ("3,000", "4,000")) for q in fighters.quotes)

@@ -24,9 +24,11 @@ __all__ = ["MAX_QUERY_CHARS", "Retriever", "RetrieveSettings", "clean_query", "g
 
 @dataclass(frozen=True)
 class RetrieveSettings:
-    # "learned": the logistic ranking of rag/rank.py over BM25, dense, article and sentence evidence
-    # (chosen on held-out RealTime QA weeks, docs/benchmarks.md); "rrf": the two rankings fused by
-    # reciprocal rank with the weights below (bm25 alone: dense_weight=0; dense alone: lexical_weight=0).
+    # "rrf" (default): the two rankings fused by reciprocal rank with the weights below (bm25 alone:
+    # dense_weight=0; dense alone: lexical_weight=0), then the best-sentence stage. "learned": the
+    # logistic ranking of rag/rank.py, fitted on RealTime QA weeks. On held-out weeks it had the better
+    # MRR@10 (0.642 against 0.626) but a lower hits@10 (0.864 against 0.874 for BM25) and cost the seed
+    # questions recall@5 (0.948 against 0.966): not the default (docs/benchmarks.md).
     ranker: str = "rrf"
     candidates: int = 60  # per ranking, before fusion (rrf)
     rrf_k: float = 60.0
@@ -36,9 +38,8 @@ class RetrieveSettings:
     history_turns: int = 2
     outlet_penalty: float = 0.85  # score factor per passage already taken from the same outlet
     # ...and from the same article: more articles in the top k. The learned ranking's scores are turned
-    # into rank scores before these discounts (by_rank), as with reciprocal-rank fusion. On held-out
-    # RealTime QA weeks 0.5 gave hits@10 0.874 / MRR@10 0.643 and 0.8 gave 0.864 / 0.642, but 0.5 cost
-    # the seed questions one answer in recall@5 (0.914 against 0.948); 0.8 stays.
+    # into rank scores before these discounts (by_rank), as with reciprocal-rank fusion; 0.5 instead of
+    # 0.8 cost the seed questions recall@5 (0.914 against 0.948) for +0.01 hits@10 on RealTime QA.
     document_penalty: float = 0.8
     duplicate_jaccard: float = 0.8  # word-trigram overlap above which two passages are one
     # The second stage of "rrf": the top candidates ranked again by their best sentence (stored vectors,

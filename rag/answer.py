@@ -293,8 +293,8 @@ def candidates(retriever: Retriever, passages: Sequence[Passage], min_words: int
     for rank, passage in enumerate(passages):
         doc = retriever.stored.documents[passage.doc_id]
         offsets, vectors = table.of(passage.doc_id, passage.start, passage.end)
-        first = table.spans[passage.doc_id][1]
-        base = int(np.searchsorted(first[:, 0], passage.start)) if len(first) else 0
+        article_spans = table.spans[passage.doc_id][1]
+        base = int(np.searchsorted(article_spans[:, 0], passage.start)) if len(article_spans) else 0
         for i, ((start, end), vector) in enumerate(zip(offsets.tolist(), vectors, strict=True)):
             text = doc.text[start:end]
             if (passage.doc_id, start) in seen or len(re.findall(r"\w+", text)) < min_words:

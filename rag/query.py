@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -81,8 +81,6 @@ class Query:
         return bool(self.context)
 
     def without_outlets(self) -> Query:
-        from dataclasses import replace
-
         return replace(self, outlets=None, named_outlets=False)
 
 

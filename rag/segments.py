@@ -24,7 +24,7 @@ from collections import OrderedDict
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -211,41 +211,38 @@ def write_segment(
     }
 
 
-class _Documents(Mapping[str, Document]):
-    """The live articles, read from disk on access."""
+V = TypeVar("V")
+
+
+class _ByLiveArticle(Mapping[str, V]):
+    """A read-only view keyed by the live articles' doc_ids; subclasses say what a key gives."""
 
     def __init__(self, store: SegmentStore) -> None:
         self._store = store
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._store.manifest.documents)
+
+    def __len__(self) -> int:
+        return len(self._store.manifest.documents)
+
+    def __contains__(self, doc_id: object) -> bool:
+        return doc_id in self._store.manifest.documents
+
+
+class _Documents(_ByLiveArticle[Document]):
+    """The live articles, read from disk on access."""
 
     def __getitem__(self, doc_id: str) -> Document:
         return self._store.document(doc_id)
 
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._store.manifest.documents)
 
-    def __len__(self) -> int:
-        return len(self._store.manifest.documents)
-
-    def __contains__(self, doc_id: object) -> bool:
-        return doc_id in self._store.manifest.documents
-
-
-class _Spans(Mapping[str, tuple[int, np.ndarray]]):
-    def __init__(self, store: SegmentStore) -> None:
-        self._store = store
+class _Spans(_ByLiveArticle[tuple[int, np.ndarray]]):
+    """Each live article's first sentence row and sentence offsets."""
 
     def __getitem__(self, doc_id: str) -> tuple[int, np.ndarray]:
         segment, ordinal = self._store._locate_doc(doc_id)
         return segment.docs[ordinal].sentence_first, segment.spans_of(ordinal)
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._store.manifest.documents)
-
-    def __len__(self) -> int:
-        return len(self._store.manifest.documents)
-
-    def __contains__(self, doc_id: object) -> bool:
-        return doc_id in self._store.manifest.documents
 
 
 class _Sentences:

@@ -681,9 +681,11 @@ def needs_compaction(segments: Sequence[dict[str, Any]], documents: Mapping[str,
 def _matches(doc: DocEntry, where: Filter) -> bool:
     if where.outlets is not None and outlet_key(doc.outlet) not in where.outlets:
         return False
-    if where.since is not None and (not doc.date or doc.date[: len(where.since)] < where.since):
+    if not doc.date:
+        return where.undated or (where.since is None and where.until is None)
+    if where.since is not None and doc.date[: len(where.since)] < where.since:
         return False
-    return not (where.until is not None and (not doc.date or doc.date[: len(where.until)] > where.until))
+    return not (where.until is not None and doc.date[: len(where.until)] > where.until)
 
 
 def remove_unused(index_dir: Path, keep: set[str]) -> None:

@@ -11,6 +11,7 @@ import threading
 from collections.abc import Sequence
 from datetime import date, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rag import validate
 from rag.errors import IndexMissingError, QueryError
@@ -19,6 +20,9 @@ from rag.index import build_index as _build_index
 from rag.retrieve import Retriever, get_retriever
 from rag.store import MANIFEST
 from rag.types import Answer, Document, Passage
+
+if TYPE_CHECKING:
+    from rag.timeline import TimelineEntry
 
 DEFAULT_CORPUS = "corpus"
 _FIRST_BUILD = threading.Lock()
@@ -102,10 +106,16 @@ def ask(
 def timeline(answer: Answer) -> str:
     """The answer's quotes ordered by their articles' publication day, as markdown: who reported
     what, and when ("" when it quotes nothing)."""
-    from rag.timeline import timeline as ordered
     from rag.timeline import timeline_markdown
 
-    return timeline_markdown(ordered(answer.quotes))
+    return timeline_markdown(timeline_entries(answer))
+
+
+def timeline_entries(answer: Answer) -> tuple[TimelineEntry, ...]:
+    """The answer's quotes, oldest article first, undated last (for a page to lay out)."""
+    from rag.timeline import timeline as ordered
+
+    return ordered(answer.quotes)
 
 
 def _days(as_of: object, since: object, until: object) -> tuple[date | None, date | None, date | None]:

@@ -145,7 +145,7 @@ def test_sources_html_escapes_everything_and_highlights() -> None:
     out = sources_html(answer)
     assert "<script" not in out and "<img" not in out and "<b>" not in out and "<evil>" not in out
     assert f"<mark>{escape(quoted)}</mark>" in out
-    assert "&lt;b&gt;Outlet&lt;/b&gt;" in out and "2024-04-02" in out and "&lt;evil&gt;.txt" in out
+    assert "&lt;b&gt;Outlet&lt;/b&gt;" in out and "2 Apr 2024" in out and "&lt;evil&gt;.txt" in out
     assert "javascript:" not in out  # only http(s) URLs become links
     assert out.index("rag-used") < out.index("Unquoted passage")  # quoted passages first
     linked = sources_html(Answer(text="x", passages=(_passage("t", 0, url="https://example.com/a?b=1&c=2"),)))

@@ -516,7 +516,7 @@ def test_article_with_markup_is_shown_as_text(served: dict[str, Any], tmp_path: 
     assert "&lt;script&gt;alert(&#x27;body&#x27;)&lt;/script&gt;" in sources
     assert html.escape(XSS_TITLE, quote=True) in sources
     assert html.escape(XSS_OUTLET, quote=True) in sources
-    assert "2024-04-02" in sources
+    assert "2 Apr 2024" in sources
 
 
 def test_add_files_limits_and_names(tmp_path: Path) -> None:

@@ -7,7 +7,9 @@ window's `window_miss` and the recency prior's `recency_weight` / `recency_days`
 RetrieveSettings). Each week is held out in turn: the setting with the best mean MRR@10 (then
 hits@10) on the other weeks is scored on it. Reported: the held-out figures of the chosen settings,
 the shipped defaults on all questions, and BM25 given the same dates (same windows and priors,
-dense and sentence stage off), and both without as_of.
+dense and sentence stage off), and both without as_of; and the share of questions whose answer
+quotes the right choice, with and without as_of (bench/answer_baseline.py --as-of [--window] is
+the BM25-window baseline for it).
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from rag.evaluate import MODES, read_questions  # noqa: E402
+from rag.answer import answer_question  # noqa: E402
+from rag.evaluate import MODES, norm, read_questions  # noqa: E402
 from rag.query import Query  # noqa: E402
 from rag.retrieve import Retriever, RetrieveSettings, get_retriever  # noqa: E402
 from rag.timeexpr import parse_date  # noqa: E402
@@ -89,6 +92,17 @@ def main() -> None:
 
     defaults = RetrieveSettings()
     bm25 = replace(defaults, **MODES["bm25"])
+
+    def answered(queries: list[Query]) -> float:
+        """Share of questions whose answer's quotes hold the right choice (rag/evaluate.py's answer_match)."""
+        retriever = Retriever(base.stored, base.embedder, defaults)
+        hits = 0
+        for q, row in zip(queries, rows, strict=True):
+            target = norm(str(row.get("answer", "")).strip("“”\"' "))
+            quoted = " ".join(norm(x.text) for x in answer_question(retriever, q).quotes)
+            hits += bool(target) and target in quoted
+        return round(hits / len(rows), 3)
+
     report: dict[str, Any] = {
         "questions": len(rows),
         "weeks": len(set(weeks)),
@@ -98,6 +112,8 @@ def main() -> None:
         "bm25_as_of": metrics(run(bm25, dated)),
         "defaults_no_as_of": metrics(run(defaults, undated)),
         "bm25_no_as_of": metrics(run(bm25, undated)),
+        "answer_match_as_of": answered(dated),
+        "answer_match_no_as_of": answered(undated),
     }
     print(json.dumps(report, indent=1))
     if args.json:

@@ -58,7 +58,7 @@ class RetrieveSettings:
     # ("Zawahiri" for "the world's most wanted terrorist") come from the articles that match it.
     prf_weight: float = 1.0
     prf_docs: int = 10
-    prf_terms: int = 20
+    prf_terms: int = 10
     # Feedback needs an archive where the top chunks are a small, topical part: in the five seed
     # articles every chunk is on the story, the "standing out" terms are noise, and feedback cost the
     # seed questions recall@5 (0.948 against 0.966) and exact answers (0.759 against 0.793).

@@ -239,6 +239,27 @@ def write_markdown(results: dict[str, Any]) -> None:
             ),
             "",
         ]
+    feedback = results.get("feedback")
+    if feedback and "feedback_cross_validated_held_out" in feedback:
+        out += [
+            f"## Retrieval with feedback, week-fold cross-validation ({feedback['questions']} questions, "
+            f"{feedback['weeks']} weeks, no as_of)",
+            "",
+            "bench/tune_feedback.py: the pseudo-relevance feedback settings (weight, chunks, terms) chosen on the "
+            "other weeks and scored on each held-out week; the fixed rankings need no fitting.",
+            "",
+            "| | hits@5 | hits@10 | MRR@10 |",
+            "|---|---|---|---|",
+        ]
+        for label, key in (
+            ("feedback settings chosen by CV, held-out weeks", "feedback_cross_validated_held_out"),
+            ("shipped defaults (feedback 1.0, 10 chunks, 10 terms)", "shipped_defaults"),
+            ("fusion + sentence stage, no feedback (the previous default)", "fusion_without_feedback"),
+            ("BM25 alone, same chunks", "bm25"),
+        ):
+            r = feedback[key]
+            out.append(f"| {label} | {fmt(r['hits@5'])} | {fmt(r['hits@10'])} | {fmt(r['mrr@10'])} |")
+        out.append("")
     dates = results.get("dates")
     if dates and "cross_validated_held_out" in dates:
         out += [
@@ -360,7 +381,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rtqa", type=Path, default=Path("/tmp/rtqa"))
     parser.add_argument(
-        "--skip", default="", help="comma-separated: quality,seed,cv,dates,speed,ask,embed,peers,append,growth"
+        "--skip", default="", help="comma-separated: quality,seed,cv,feedback,dates,speed,ask,embed,peers,append,growth"
     )
     parser.add_argument("--speed-articles", type=int, default=150)
     parser.add_argument("--update", action="store_true", help="start from docs/bench-results.json, redo what runs")
@@ -402,6 +423,12 @@ def main() -> int:
             if report.exists():
                 results["answers_cv"] = json.loads(report.read_text(encoding="utf-8"))
         results["answer_baseline"] = run_script([py, "bench/answer_baseline.py", "--rtqa", str(args.rtqa)], 1800)
+    if have_rtqa and "feedback" not in skip:
+        with tempfile.TemporaryDirectory() as tmp:
+            report = Path(tmp) / "feedback.json"
+            run_script([py, "bench/tune_feedback.py", "--rtqa", str(args.rtqa), "--json", str(report)], 3600)
+            if report.exists():
+                results["feedback"] = json.loads(report.read_text(encoding="utf-8"))
     if have_rtqa and "dates" not in skip:
         with tempfile.TemporaryDirectory() as tmp:
             report = Path(tmp) / "dates.json"

@@ -72,7 +72,7 @@ class RetrieveSettings:
     window_slack_days: int = 2
     # Without a window, recency is a prior relative to as_of: score x (1 - w + w * exp(-age / days));
     # mild by default, strong for "the latest", "now", "currently".
-    recency_weight: float = 0.5
+    recency_weight: float = 0.7
     recency_days: float = 30.0
     strong_recency_weight: float = 0.7
     strong_recency_days: float = 7.0

@@ -70,8 +70,10 @@ class RetrieveSettings:
     window_miss: float = 0.1
     explicit_window_miss: float = 0.7
     window_slack_days: int = 2
-    # Without a window, recency is a prior relative to as_of: score x (1 - w + w * exp(-age / days));
-    # mild by default, strong for "the latest", "now", "currently".
+    # Without a window, recency is a prior relative to as_of: score x (1 - w + w * exp(-age / days)),
+    # steeper (7 days) for "the latest", "now", "currently". window_miss, w and the 30 days were chosen
+    # by week-fold cross-validation on RealTime QA (bench/tune_dates.py): a weekly news quiz wants
+    # recent news, so the prior came out strong (0.7); undated articles all get the floor, 1 - w.
     recency_weight: float = 0.7
     recency_days: float = 30.0
     strong_recency_weight: float = 0.7

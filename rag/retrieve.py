@@ -140,7 +140,8 @@ class Retriever:
         window = self._window_filter(q, mask)
         if window is not None:
             inside = self._fused(q, window)
-            scores = {row: max(scores.get(row, 0.0), inside.get(row, 0.0)) for row in scores.keys() | inside.keys()}
+            # A dict, not a set union: equal scores keep one order in every process (no hash seed).
+            scores = {row: max(scores.get(row, 0.0), inside.get(row, 0.0)) for row in {**scores, **inside}}
         weights = {row: self.date_weight(row, q) for row in scores}
         ranked = sorted(((row, score * weights[row]) for row, score in scores.items()), key=lambda item: -item[1])
         s = self.settings

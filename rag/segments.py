@@ -294,8 +294,11 @@ class SegmentStore:
     # -- opening -------------------------------------------------------------------------------
 
     @classmethod
-    def open(cls, directory: Path, verify: bool = True, any_format: bool = False) -> SegmentStore:
-        manifest = read_manifest(directory, any_format)
+    def open(
+        cls, directory: Path, verify: bool = True, any_format: bool = False, manifest: Manifest | None = None
+    ) -> SegmentStore:
+        """`manifest`: the committed one, when the caller has read it already."""
+        manifest = manifest or read_manifest(directory, any_format)
         for entry in manifest.segments:
             for name, expected in entry["files"].items():
                 path = directory / entry["name"] / name
@@ -681,9 +684,13 @@ def needs_compaction(segments: Sequence[dict[str, Any]], documents: Mapping[str,
 def _matches(doc: DocEntry, where: Filter) -> bool:
     if where.outlets is not None and outlet_key(doc.outlet) not in where.outlets:
         return False
-    if where.since is not None and (not doc.date or doc.date[: len(where.since)] < where.since):
+    if where.since is None and where.until is None:
+        return True
+    if not doc.date:
+        return where.undated
+    if where.since is not None and doc.date[: len(where.since)] < where.since:
         return False
-    return not (where.until is not None and (not doc.date or doc.date[: len(where.until)] > where.until))
+    return not (where.until is not None and doc.date[: len(where.until)] > where.until)
 
 
 def remove_unused(index_dir: Path, keep: set[str]) -> None:

@@ -243,9 +243,7 @@ def test_compaction_and_rebuild_keep_chunk_ids_and_results(
     assert [[p.chunk_id for p in get_retriever(qdrant_index).search(q, k=5)] for q in QUESTIONS] == results
 
 
-def test_moving_between_stores_embeds_nothing(
-    fake_index: Path, corpus_dir: Path, embedder: CountingEmbedder
-) -> None:
+def test_moving_between_stores_embeds_nothing(fake_index: Path, corpus_dir: Path, embedder: CountingEmbedder) -> None:
     before = [[p.chunk_id for p in get_retriever(fake_index).search(q, k=5)] for q in QUESTIONS]
     report = build(corpus_dir, fake_index, embedder, settings=QDRANT)
     assert report.embedded == 0 and report.sentences_embedded == 0 and not embedder.texts

@@ -684,10 +684,8 @@ def needs_compaction(segments: Sequence[dict[str, Any]], documents: Mapping[str,
 def _matches(doc: DocEntry, where: Filter) -> bool:
     if where.outlets is not None and outlet_key(doc.outlet) not in where.outlets:
         return False
-    if where.since is None and where.until is None:
-        return True
     if not doc.date:
-        return where.undated
+        return where.undated or (where.since is None and where.until is None)
     if where.since is not None and doc.date[: len(where.since)] < where.since:
         return False
     return not (where.until is not None and doc.date[: len(where.until)] > where.until)

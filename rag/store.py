@@ -150,8 +150,9 @@ class ChunkRef:
 @dataclass(frozen=True)
 class Filter:
     """Which live chunks a search may return: those of articles from these outlets (outlet_key
-    forms; None: any) dated within [since, until] (ISO date prefixes; None: open). With since or
-    until, an undated article passes when `undated` is True and is left out when False."""
+    forms; None: any) dated within [since, until] (ISO date prefixes; None: open). Undated articles
+    pass the date bounds when `undated` is True: nobody knows they are outside them, and
+    retrieval ranks them as if old (issue 11)."""
 
     outlets: frozenset[str] | None = None
     since: str | None = None

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Callable
+from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -302,3 +303,46 @@ def test_hnsw_index_searches_and_filters(corpus_dir: Path, index_dir: Path) -> N
     assert any("40,000 tents" in p.text for p in retriever.search("40,000 tents from China", k=5))
     passages = retriever.search("Who led the American side?", k=5, outlets=["JNS"])
     assert len(passages) == 5 and {p.outlet for p in passages} == {"JNS"}
+
+
+# -- dates (issue 11) ------------------------------------------------------------------------------
+
+TRUCKS = "How many aid trucks did the port of Ashdod handle?"
+
+
+def outlets_of(passages: list) -> list[str]:  # type: ignore[type-arg]
+    return [p.outlet for p in passages]
+
+
+def test_nothing_published_after_as_of_is_returned(dated_index: Path) -> None:
+    retriever = get_retriever(dated_index)
+    assert set(outlets_of(retriever.search(TRUCKS, k=10))) == {"Outlet A", "Outlet B", "Outlet C", "Outlet D"}
+    for as_of, allowed in ((date(2024, 3, 15), {"A", "B", "D"}), (date(2024, 3, 5), {"A", "D"})):
+        for question in (TRUCKS, "the latest on Ashdod", "trucks this week", "What happened in March?"):
+            found = retriever.search(question, k=10, as_of=as_of)
+            assert found and {o[-1] for o in outlets_of(found)} <= allowed, (question, as_of)
+
+
+def test_since_until_bound_the_day_and_undated_rank_as_if_old(dated_index: Path) -> None:
+    retriever = get_retriever(dated_index)
+    found = retriever.search(TRUCKS, k=10, since=date(2024, 3, 5), until=date(2024, 3, 15))
+    assert outlets_of(found) == ["Outlet B", "Outlet D"]  # the undated report is kept, after the dated one
+    assert found[0].date == "2024-03-10" and found[1].date is None
+
+
+def test_time_words_prefer_their_window_and_latest_prefers_the_newest(dated_index: Path) -> None:
+    retriever = get_retriever(dated_index)
+    as_of = date(2024, 3, 21)
+    assert outlets_of(retriever.search(f"{TRUCKS[:-1]} this week?", k=1, as_of=as_of)) == ["Outlet C"]
+    assert outlets_of(retriever.search(f"{TRUCKS[:-1]} in early March?", k=1, as_of=as_of)) == ["Outlet A"]
+    assert outlets_of(retriever.search(f"What is the latest: {TRUCKS}", k=1, as_of=as_of)) == ["Outlet C"]
+    # A soft window: what lies outside it is still found, after what lies inside.
+    assert len(retriever.search(f"{TRUCKS[:-1]} this week?", k=10, as_of=as_of)) == 4
+
+
+def test_time_words_with_no_article_in_their_window_are_searched_as_written(dated_index: Path) -> None:
+    retriever = get_retriever(dated_index)
+    q = retriever.analyse(f"{TRUCKS[:-1]} this week?", as_of=date(2025, 6, 1))
+    assert not q.time.has_window and "none in the index" in q.window_label
+    assert q.text == f"{TRUCKS[:-1]} this week?"
+    assert len(retriever.search_query(q, k=10)) == 4

@@ -60,8 +60,10 @@ def copy_articles(rtqa: Path, files: list[str], target: Path) -> None:
         shutil.copy2(rtqa / "articles" / name, target / name)
 
 
-def build(rtqa: Path, articles: Path, index_dir: Path, settings: BuildSettings | None) -> dict[str, Any]:
+def build(rtqa: Path, articles: Path, index_dir: Path, settings: BuildSettings | None, reuse: bool) -> dict[str, Any]:
     """A copy of the benchmark index, updated to hold exactly `articles` (texts already embedded there)."""
+    if reuse and (index_dir / "result-build.json").exists():
+        return dict(json.loads((index_dir / "result-build.json").read_text(encoding="utf-8")))
     if index_dir.exists():
         shutil.rmtree(index_dir)
     shutil.copytree(rtqa / "index", index_dir, ignore=shutil.ignore_patterns(".lock"))
@@ -69,7 +71,7 @@ def build(rtqa: Path, articles: Path, index_dir: Path, settings: BuildSettings |
     report = build_index([articles], index_dir, settings=settings)
     seconds = time.perf_counter() - started
     print(f"{index_dir.name}: {report.summary()}", flush=True)
-    return {
+    result = {
         "documents": report.documents,
         "chunks": report.chunks,
         "embedded": report.embedded,
@@ -77,6 +79,8 @@ def build(rtqa: Path, articles: Path, index_dir: Path, settings: BuildSettings |
         "seconds": round(seconds, 1),
         "store": read_manifest(index_dir).settings.get("store", "segments"),
     }
+    (index_dir / "result-build.json").write_text(json.dumps(result), encoding="utf-8")
+    return result
 
 
 def top10(retriever: Retriever, rows: list[dict[str, Any]]) -> list[list[str]]:
@@ -89,6 +93,7 @@ def main() -> int:
     ap.add_argument("--out", type=Path, default=Path("/tmp/qdrant-bench"))
     ap.add_argument("--articles", type=int, default=500)
     ap.add_argument("--qdrant-url", default=None, help="a Qdrant server (default: local mode)")
+    ap.add_argument("--reuse", action="store_true", help="keep the indexes a previous run built in OUT")
     args = ap.parse_args()
     if args.out.resolve().is_relative_to(ROOT):
         ap.error("--out must be outside the repository (benchmark texts stay out of it)")
@@ -96,11 +101,16 @@ def main() -> int:
     rows = read_questions(args.rtqa / "queries.jsonl")
     files, gold = pick_articles(args.rtqa, rows, args.articles)
     articles = args.out / "articles"
-    copy_articles(args.rtqa, files, articles)
+    if not (args.reuse and articles.is_dir()):
+        copy_articles(args.rtqa, files, articles)
     builds = {
-        "segments (FAISS + bm25)": build(args.rtqa, articles, args.out / "index-segments", None),
+        "segments (FAISS + bm25)": build(args.rtqa, articles, args.out / "index-segments", None, args.reuse),
         "qdrant" + (" server" if args.qdrant_url else " local mode"): build(
-            args.rtqa, articles, args.out / "index-qdrant", BuildSettings(store="qdrant", qdrant_url=args.qdrant_url)
+            args.rtqa,
+            articles,
+            args.out / "index-qdrant",
+            BuildSettings(store="qdrant", qdrant_url=args.qdrant_url),
+            args.reuse,
         ),
     }
     dirs = dict(zip(builds, (args.out / "index-segments", args.out / "index-qdrant"), strict=True))
@@ -113,11 +123,14 @@ def main() -> int:
     scores: dict[str, dict[str, Any]] = {}
     for name, base in retrievers.items():
         scores[name] = {}
-        for mode, overrides in MODES.items():
-            if mode == "learned":
-                continue  # fitted on bm25s scores of another index: not a store comparison
+        # The learned ranking is left out: fitted on bm25s scores of another index, not a store comparison.
+        # "as of": each question asked on its own day, so that date filters (payload ranges) run too.
+        for mode, overrides, as_of in (
+            *((m, MODES[m], False) for m in ("hybrid", "rrf", "bm25", "dense")),
+            ("hybrid as of", MODES["hybrid"], True),
+        ):
             retriever = Retriever(base.stored, base.embedder, replace(base.settings, **overrides))
-            report = evaluate(retriever, answerable, k=10, ask=False)
+            report = evaluate(retriever, answerable, k=10, ask=False, as_of=as_of)
             scores[name][mode] = {k: report[k] for k in ("hits@5", "hits@10", "mrr@10", "retrieve_ms")}
     first, second = (top10(r, answerable) for r in retrievers.values())
     same = sum(a == b for a, b in zip(first, second, strict=True)) / max(1, len(answerable))

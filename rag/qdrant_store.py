@@ -21,7 +21,8 @@ as before; the deletes a killed build did not make are listed in the manifest an
 The BM25 document side is tf / (tf + k1 (1 - b + b len / avg)) with `avg` the average chunk
 length of the build that created the collection (recorded in the manifest): Qdrant cannot
 recompute stored values as the archive grows, so scores drift slightly from bm25s's exact
-statistics as articles are added (a rebuild refreshes it). Terms are hashed to 32-bit indices.
+statistics as articles are added (a rebuild refreshes it). Terms are hashed to 32-bit indices. Hits
+of equal score (the same text in two articles) are put in the order the default store gives them.
 
 Local mode (`QdrantClient(path=<index>/qdrant)`) holds the collection in memory, in one process
 at a time: it is for tests and small trials. A server (`url`) is for real archives.
@@ -55,6 +56,7 @@ from rag.store import (
     Sentences,
     chunk_id,
     rebuild_hint,
+    split_chunk_id,
 )
 from rag.types import Chunk, Document
 
@@ -185,6 +187,7 @@ class QdrantStore:
         self.collection = collection
         self.average_length = average_length
         self._drop_after_commit: str | None = None  # a rebuild's previous collection on the same server
+        self._positions: dict[str, tuple[int, int]] | None = None
 
     # -- opening -------------------------------------------------------------------------------
 
@@ -278,7 +281,7 @@ class QdrantStore:
                 limit=k,
                 with_payload=_HIT_PAYLOAD,
             ).points
-        return self._live_hits(found)
+        return self._in_row_order(self._live_hits(found), rows_descending=True)
 
     def lexical_search(self, terms: Sequence[str], k: int, where: Filter | None = None) -> list[tuple[str, float]]:
         from qdrant_client import models
@@ -296,7 +299,7 @@ class QdrantStore:
                 limit=k,
                 with_payload=_HIT_PAYLOAD,
             ).points
-        return [(cid, score) for cid, score in self._live_hits(found) if score > 0]
+        return self._in_row_order([(cid, score) for cid, score in self._live_hits(found) if score > 0])
 
     def lexical_scores(self, terms: Sequence[str], chunk_ids: Sequence[str]) -> np.ndarray:
         """The scores lexical_search gives these chunks (one query restricted to their points)."""
@@ -322,6 +325,26 @@ class QdrantStore:
         for cid, score in self._live_hits(found):
             out[position[cid]] = score
         return out
+
+    def _in_row_order(self, hits: list[tuple[str, float]], rows_descending: bool = False) -> list[tuple[str, float]]:
+        """Equal scores (the same text twice) in the order the default store gives them, so that both
+        stores rank alike: by segment, then by row, descending for FAISS's dense search."""
+        if len({score for _, score in hits}) == len(hits):
+            return hits
+        if self._positions is None:  # the manifest lists articles in segment and row order
+            segment = {s["name"]: i for i, s in enumerate(self.manifest.segments)}
+            self._positions = {
+                doc_id: (segment.get(entry["segment"], 0), i)
+                for i, (doc_id, entry) in enumerate(self.manifest.documents.items())
+            }
+        sign = -1 if rows_descending else 1
+
+        def key(hit: tuple[str, float]) -> tuple[float, int, int, int]:
+            doc_id, index = split_chunk_id(hit[0])
+            segment, article = self._positions[doc_id] if self._positions else (0, 0)
+            return (-hit[1], segment, sign * article, sign * index)
+
+        return sorted(hits, key=key)
 
     def _live_hits(self, points: Sequence[Any]) -> list[tuple[str, float]]:
         """(chunk id, score) of the hits of live chunks: points a killed build upserted or has not

@@ -120,6 +120,25 @@ def test_searches_equal_the_default_store(qdrant_index: Path, fake_index: Path) 
     assert q.has_term("tent") and not q.has_term("zyzzyvance")
 
 
+def test_equal_scores_rank_as_in_the_default_store(tmp_path: Path, write_article: Callable[..., Path]) -> None:
+    """The same report from four outlets ties exactly: both stores order the ties alike."""
+    for n in range(4):
+        write_article(
+            tmp_path / "wire" / f"{n}.txt",
+            "The port handled 120 aid trucks on Monday, the harbour office said.",
+            title="Aid trucks",
+            outlet=f"Outlet {n}",
+        )
+    build(tmp_path / "wire", tmp_path / "q", settings=QDRANT)
+    build(tmp_path / "wire", tmp_path / "f")
+    q, f = load_index(tmp_path / "q"), load_index(tmp_path / "f")
+    vector = HashEmbedder().encode(["aid trucks at the port"])[0]
+    terms = tokenize("aid trucks at the port")
+    assert len({s for _, s in f.dense_search(vector, 4)}) == 1  # a tie
+    assert [c for c, _ in q.dense_search(vector, 4)] == [c for c, _ in f.dense_search(vector, 4)]
+    assert [c for c, _ in q.lexical_search(terms, 4)] == [c for c, _ in f.lexical_search(terms, 4)]
+
+
 @pytest.fixture
 def dated_corpus(tmp_path: Path, write_article: Callable[..., Path]) -> Path:
     """Six articles about one harbour, from three outlets, dated across 2024 (two undated)."""

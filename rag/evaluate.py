@@ -197,11 +197,12 @@ def _score_benchmark(
 
 MODES: dict[str, dict[str, Any]] = {
     "hybrid": {},
-    # The learned ranking (not the default), the fusion without its sentence stage, and the two signals alone.
+    # The learned ranking (not the default), the fusion without its sentence stage and feedback, and the two
+    # signals alone.
     "learned": {"ranker": "learned"},
-    "rrf": {"ranker": "rrf", "sentence_weight": 0.0},
-    "bm25": {"ranker": "rrf", "dense_weight": 0.0, "sentence_weight": 0.0},
-    "dense": {"ranker": "rrf", "lexical_weight": 0.0, "sentence_weight": 0.0},
+    "rrf": {"ranker": "rrf", "sentence_weight": 0.0, "prf_weight": 0.0},
+    "bm25": {"ranker": "rrf", "dense_weight": 0.0, "sentence_weight": 0.0, "prf_weight": 0.0},
+    "dense": {"ranker": "rrf", "lexical_weight": 0.0, "sentence_weight": 0.0, "prf_weight": 0.0},
 }
 
 

@@ -450,6 +450,15 @@ class SegmentStore:
                 return True
         return False
 
+    def document_frequencies(self, terms: Sequence[str]) -> np.ndarray:
+        out = np.zeros(len(terms), np.int64)
+        for segment, live in zip(self._segments, self._live, strict=True):
+            for i, term in enumerate(terms):
+                rows, _ = segment.terms.postings(term)
+                if len(rows):
+                    out[i] += int(live[rows].sum())
+        return out
+
     def _bm25(self, terms: Sequence[str]) -> list[np.ndarray] | None:
         key = tuple(terms)
         last = self._last_bm25  # candidate_features asks for the top rows and then their scores

@@ -249,6 +249,10 @@ class Store(Protocol):
         """Whether a live chunk contains this tokenised term."""
         ...
 
+    def document_frequencies(self, terms: Sequence[str]) -> np.ndarray:
+        """How many live chunks contain each tokenised term."""
+        ...
+
     def apply(
         self,
         add: NewDocuments | None,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -346,3 +347,33 @@ def test_time_words_with_no_article_in_their_window_are_searched_as_written(date
     assert not q.time.has_window and "none in the index" in q.window_label
     assert q.text == f"{TRUCKS[:-1]} this week?"
     assert len(retriever.search_query(q, k=10)) == 4
+
+
+def test_feedback_finds_an_article_through_the_words_of_the_best_ones(
+    tmp_path: Path, write_article: Callable[..., Path]
+) -> None:
+    """Pseudo-relevance feedback: the report that never says "drone strike" is found through the
+    names the best match gives ("Zawahiri", "Kabul"); without feedback BM25 cannot reach it."""
+    texts = {
+        "a": "A US drone strike in Kabul killed the terrorist leader Ayman al-Zawahiri. Zawahiri led al Qaeda.",
+        "b": "Zawahiri's death leaves al Qaeda without a leader. Zawahiri had hidden in Kabul for a year.",
+        "c": "Farmers now use a drone to spray their crops.",
+        "d": "Port workers went on strike for better pay.",
+        "e": "The storm killed two people in the north.",
+    }
+    for name, body in texts.items():
+        write_article(tmp_path / "src" / f"{name}.txt", body, title=f"Report {name}", outlet=f"Outlet {name}")
+    stored = build(tmp_path / "src", tmp_path / "idx").stored
+    lexical = RetrieveSettings(dense_weight=0.0, sentence_weight=0.0, prf_min_chunks=0, prf_docs=1)
+    question = "Which terrorist was killed by a drone strike?"
+    without = Retriever(stored, HashEmbedder(), replace(lexical, prf_weight=0.0)).search(question, k=10)
+    found = Retriever(stored, HashEmbedder(), lexical).search(question, k=10)
+
+    def score_of_b(passages: list) -> float:  # type: ignore[type-arg]
+        return max((p.score for p in passages if p.outlet == "Outlet b"), default=0.0)
+
+    assert score_of_b(without) == 0.0  # no word of the question: BM25 does not rank it
+    assert score_of_b(found) > 0.0 and outlets_of(found)[0] == "Outlet a"
+    # Below prf_min_chunks (a handful of articles, all on one story) there is no feedback.
+    small = Retriever(stored, HashEmbedder(), replace(lexical, prf_min_chunks=1000)).search(question, k=10)
+    assert score_of_b(small) == 0.0

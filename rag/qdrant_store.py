@@ -262,6 +262,9 @@ class QdrantStore:
     def has_term(self, term: str) -> bool:
         return self.local.has_term(term)
 
+    def document_frequencies(self, terms: Sequence[str]) -> np.ndarray:
+        return self.local.document_frequencies(terms)
+
     # -- searching: Qdrant ---------------------------------------------------------------------
 
     def dense_search(self, vector: np.ndarray, k: int, where: Filter | None = None) -> list[tuple[str, float]]:

@@ -109,10 +109,10 @@ class Segment:
         # Kept open: a reader holding this segment can still read articles after a commit removes it.
         self._fd = os.open(directory / "documents.jsonl", os.O_RDONLY)
 
-    def __del__(self) -> None:
+    def __del__(self, close: Any = os.close) -> None:  # bound now: at exit the module's globals may be gone
         fd = getattr(self, "_fd", None)
         if fd is not None:
-            os.close(fd)
+            close(fd)
 
     def read_document(self, ordinal: int) -> Document:
         entry = self.docs[ordinal]

@@ -42,6 +42,10 @@ def cmd_index(args: argparse.Namespace) -> int:
     model = args.model or os.environ.get("RAG_MODEL")
     if model:
         settings = replace(settings, model=model)
+    if args.store or args.qdrant_url:
+        if args.store == "segments" and args.qdrant_url:
+            raise RagError("--qdrant-url is for --store qdrant")
+        settings = replace(settings, store=args.store or "qdrant", qdrant_url=args.qdrant_url)
     report = build_index(sources, index_dir, settings=settings, rebuild=args.rebuild, progress=not args.quiet)
     if args.json:
         print(json.dumps(report.as_dict(), ensure_ascii=False, indent=1))
@@ -177,6 +181,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rebuild", action="store_true", help="embed everything again")
     p.add_argument("--compact", action="store_true", help="merge the index's segments into one (no re-embedding)")
     p.add_argument("--model", help="sentence-transformers model name or path (default all-MiniLM-L6-v2)")
+    p.add_argument(
+        "--store", choices=("segments", "qdrant"), help="where chunks are searched (default: the index's own, segments)"
+    )
+    p.add_argument("--qdrant-url", help="Qdrant server for --store qdrant (default: local mode, for tests)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_index)

@@ -62,3 +62,7 @@ class IndexBusyError(RagError):
 
 class ArgumentError(RagError):
     """An argument of the wrong type or form: index_dir=3, sources=[], an index folder that is a file."""
+
+
+class StoreUnavailableError(RagError):
+    """The index's Qdrant server could not be reached, or refused a request."""

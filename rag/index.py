@@ -16,12 +16,24 @@ from rag.chunk import ChunkSettings, chunk_document
 from rag.clean import CLEAN_VERSION
 from rag.dates import count_undated
 from rag.embed import DEFAULT_MODEL, Embedder, load_embedder, model_identity
-from rag.errors import IndexMismatchError, IndexMissingError, IngestError
+from rag.errors import ArgumentError, IndexMismatchError, IndexMissingError, IngestError, RagError
 from rag.ingest import DEFAULT_MAX_BYTES, find_source_files, read_document
 from rag.legacy import LegacyIndex, is_legacy, read_legacy
-from rag.segments import SegmentStore
 from rag.sentences import sentence_spans
-from rag.store import FORMAT_VERSION, Manifest, NewDocuments, SentenceTable, build_lock, chunk_id, load_index
+from rag.store import (
+    FORMAT_VERSION,
+    STORES,
+    Manifest,
+    NewDocuments,
+    SentenceTable,
+    Store,
+    build_lock,
+    chunk_id,
+    empty_store,
+    load_index,
+    read_manifest,
+    store_of,
+)
 from rag.types import Chunk, Document
 
 log = logging.getLogger(__name__)
@@ -29,6 +41,7 @@ log = logging.getLogger(__name__)
 # Flat search is exact and fast enough up to this many chunks; above it an HNSW graph keeps
 # queries in milliseconds at a small recall cost (see docs/benchmarks.md, "Growth").
 HNSW_MIN_CHUNKS = 200_000
+DEFAULT_STORE = "segments"  # for a new index; "qdrant" needs a server to scale (README, "Qdrant")
 
 
 @dataclass(frozen=True)
@@ -40,6 +53,8 @@ class BuildSettings:
     batch_size: int = 64
     hnsw_min_chunks: int = HNSW_MIN_CHUNKS
     query_onnx: bool = True  # keep an ONNX copy of the model in the index: questions then skip torch
+    store: str | None = None  # "segments" or "qdrant" (rag/qdrant_store.py); None: the index's own, else segments
+    qdrant_url: str | None = None  # with store="qdrant": a server; None: Qdrant's local mode in the index directory
 
     @classmethod
     def from_manifest(cls, manifest: Manifest) -> BuildSettings:
@@ -161,13 +176,15 @@ def build_index(
         # A mistyped path would otherwise make a build that drops every article that came from it.
         if not Path(source).exists():
             raise IngestError(str(source), "no such file or folder; the index was not changed")
+    if settings.store not in (None, *STORES):
+        raise ArgumentError(f"store must be one of {', '.join(STORES)}, not {settings.store!r}")
     embedder = embedder or load_embedder(settings.model)
     fingerprint = settings.fingerprint()
     if embedder.name.startswith("hash:"):
         fingerprint["model"] = embedder.name
 
     with build_lock(index_dir):
-        previous = None if rebuild else _load_previous(index_dir, fingerprint)
+        previous = None if rebuild else _load_previous(index_dir, fingerprint, settings)
         docs, report_parts = _read_sources(sources, settings, previous, progress)
 
         if previous is not None and _nothing_changed(report_parts, docs, previous):
@@ -225,7 +242,9 @@ def build_index(
         )
         known_onnx = earlier_settings.get("query_onnx")
         query_onnx = copy_for_queries(index_dir, embedder, known_onnx) if settings.query_onnx else None
-        store = previous or SegmentStore.empty(index_dir, fingerprint["model"], embedder.dimension)
+        store = previous or empty_store(
+            index_dir, fingerprint["model"], embedder.dimension, *_wanted_store(index_dir, settings)
+        )
         manifest = store.apply(
             NewDocuments(fresh_docs, chunks, vectors, texts, sentences),
             delete,
@@ -263,7 +282,7 @@ class KnownVectors:
         return cls({}, np.zeros((0, 0), np.float32))
 
     @classmethod
-    def of_chunks(cls, stored: SegmentStore, doc_ids: Sequence[str], title_prefix: bool) -> KnownVectors:
+    def of_chunks(cls, stored: Store, doc_ids: Sequence[str], title_prefix: bool) -> KnownVectors:
         """The chunk vectors of these articles of `stored`."""
         if bool(stored.manifest.settings.get("title_prefix", True)) != title_prefix:
             return cls.empty()
@@ -278,7 +297,7 @@ class KnownVectors:
         return cls(rows, stored.vectors(ids))
 
     @classmethod
-    def of_sentences(cls, stored: SegmentStore, doc_ids: Sequence[str]) -> KnownVectors:
+    def of_sentences(cls, stored: Store, doc_ids: Sequence[str]) -> KnownVectors:
         """The sentence vectors of these articles of `stored`."""
         rows: dict[bytes, int] = {}
         blocks: list[np.ndarray] = [np.zeros((0, stored.manifest.dimension), np.float32)]
@@ -357,7 +376,7 @@ def _sentence_table(
     return SentenceTable(spans, vectors.astype(np.float16)), embedded
 
 
-def _load_same_model(index_dir: Path, fingerprint: dict[str, Any]) -> SegmentStore | LegacyIndex | None:
+def _load_same_model(index_dir: Path, fingerprint: dict[str, Any]) -> Store | LegacyIndex | None:
     """The current index when only its chunking or format changed: its vectors are still good for
     the same texts under the same model."""
     if is_legacy(index_dir):
@@ -370,7 +389,7 @@ def _load_same_model(index_dir: Path, fingerprint: dict[str, Any]) -> SegmentSto
     return stored if stored.manifest.model == fingerprint["model"] else None
 
 
-def _nothing_changed(report: BuildReport, docs: list[Document], previous: SegmentStore) -> bool:
+def _nothing_changed(report: BuildReport, docs: list[Document], previous: Store) -> bool:
     stored = previous.manifest.documents
     return (
         not (report.added or report.updated or report.removed)
@@ -380,7 +399,17 @@ def _nothing_changed(report: BuildReport, docs: list[Document], previous: Segmen
     )
 
 
-def _load_previous(index_dir: Path, fingerprint: dict[str, Any]) -> SegmentStore | None:
+def _wanted_store(index_dir: Path, settings: BuildSettings) -> tuple[str, str | None]:
+    """(store, Qdrant URL) to build in: the settings', else the index's own, else the default."""
+    if settings.store is not None:
+        return settings.store, settings.qdrant_url if settings.store == "qdrant" else None
+    try:
+        return store_of(read_manifest(index_dir, any_format=True).settings)
+    except RagError:
+        return DEFAULT_STORE, None
+
+
+def _load_previous(index_dir: Path, fingerprint: dict[str, Any], settings: BuildSettings) -> Store | None:
     """The current index if its vectors can be reused, else None (and everything is embedded).
     File sizes are checked, not checksums: reading the whole archive would make every update
     as slow as the archive is large."""
@@ -402,13 +431,17 @@ def _load_previous(index_dir: Path, fingerprint: dict[str, Any]) -> SegmentStore
     if stored != fingerprint:
         log.warning("index settings changed (%s -> %s); embedding everything again", stored, fingerprint)
         return None
+    if settings.store is not None and store_of(previous.manifest.settings) != _wanted_store(index_dir, settings):
+        # Built again in the store asked for; _load_same_model still gives it the vectors.
+        log.info("moving the index to the %s store", settings.store)
+        return None
     return previous
 
 
 def _read_sources(
     sources: Sequence[str | Path],
     settings: BuildSettings,
-    previous: SegmentStore | None,
+    previous: Store | None,
     progress: bool,
 ) -> tuple[list[Document], BuildReport]:
     old_by_source = {e.source: e for e in map(previous.info, previous.manifest.documents)} if previous else {}

@@ -109,10 +109,10 @@ class Segment:
         # Kept open: a reader holding this segment can still read articles after a commit removes it.
         self._fd = os.open(directory / "documents.jsonl", os.O_RDONLY)
 
-    def __del__(self) -> None:
+    def __del__(self, close: Any = os.close) -> None:  # bound now: at exit the module's globals may be gone
         fd = getattr(self, "_fd", None)
         if fd is not None:
-            os.close(fd)
+            close(fd)
 
     def read_document(self, ordinal: int) -> Document:
         entry = self.docs[ordinal]
@@ -294,8 +294,11 @@ class SegmentStore:
     # -- opening -------------------------------------------------------------------------------
 
     @classmethod
-    def open(cls, directory: Path, verify: bool = True, any_format: bool = False) -> SegmentStore:
-        manifest = read_manifest(directory, any_format)
+    def open(
+        cls, directory: Path, verify: bool = True, any_format: bool = False, manifest: Manifest | None = None
+    ) -> SegmentStore:
+        """`manifest`: the committed one, when the caller has read it already."""
+        manifest = manifest or read_manifest(directory, any_format)
         for entry in manifest.segments:
             for name, expected in entry["files"].items():
                 path = directory / entry["name"] / name

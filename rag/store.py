@@ -25,6 +25,9 @@ killed at any point leaves the old manifest and its files in place. An article d
 changed is a tombstone: its rows stay in their segment, left out of every search. Segments the
 previous manifest used are kept one commit longer ("retired") so that readers holding it can
 finish. Nothing is pickled; numpy loads with allow_pickle=False.
+
+The manifest's settings name the store: "segments" (the default) or "qdrant" (rag/qdrant_store.py:
+searches in a Qdrant collection, the rest in segments as above), and load_index opens that one.
 """
 
 from __future__ import annotations
@@ -36,16 +39,13 @@ import os
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
 from rag.errors import IndexBusyError, IndexMismatchError, IndexMissingError
 from rag.locks import file_lock
 from rag.types import Chunk, Document
-
-if TYPE_CHECKING:
-    from rag.segments import SegmentStore
 
 FORMAT_VERSION = 3  # 3: segments; 2: whole-file text with body_start, sentences (rag/legacy.py reads 1 and 2)
 MANIFEST = "manifest.json"
@@ -386,13 +386,39 @@ def document_from_json(data: dict[str, Any]) -> Document:
     )
 
 
-def load_index(index_dir: Path, verify: bool = True, any_format: bool = False) -> SegmentStore:
-    """Open the committed index. With `verify`, every file's checksum is checked (truncated or
-    edited files); without, only that each file is there with its recorded size. `any_format`
-    also opens a segmented index of an older format, for a build that reuses its vectors."""
+STORES = ("segments", "qdrant")  # the default store (rag/segments.py) and rag/qdrant_store.py
+
+
+def store_of(settings: Mapping[str, Any]) -> tuple[str, str | None]:
+    """(store, Qdrant server URL or None for local mode) recorded in an index's settings."""
+    kind = str(settings.get("store") or "segments")
+    return kind, (settings.get("qdrant") or {}).get("url") if kind == "qdrant" else None
+
+
+def load_index(index_dir: Path, verify: bool = True, any_format: bool = False) -> Store:
+    """Open the committed index, in the store its manifest names. With `verify`, every file's
+    checksum is checked (truncated or edited files); without, only that each file is there with
+    its recorded size. `any_format` also opens a segmented index of an older format, for a build
+    that reuses its vectors."""
     from rag.segments import SegmentStore
 
-    return SegmentStore.open(Path(index_dir), verify=verify, any_format=any_format)
+    manifest = read_manifest(Path(index_dir), any_format)
+    if store_of(manifest.settings)[0] == "qdrant":
+        from rag.qdrant_store import QdrantStore
+
+        return QdrantStore.open(Path(index_dir), manifest, verify=verify)
+    return SegmentStore.open(Path(index_dir), verify=verify, any_format=any_format, manifest=manifest)
+
+
+def empty_store(index_dir: Path, model: str, dimension: int, store: str, qdrant_url: str | None) -> Store:
+    """A store of nothing of this kind, to build a new index into (see SegmentStore.empty)."""
+    from rag.segments import SegmentStore
+
+    if store == "qdrant":
+        from rag.qdrant_store import QdrantStore
+
+        return QdrantStore.empty(Path(index_dir), model, dimension, qdrant_url)
+    return SegmentStore.empty(Path(index_dir), model, dimension)
 
 
 def build_lock(index_dir: Path, wait_seconds: float = 600.0) -> contextlib.AbstractContextManager[None]:

@@ -18,6 +18,7 @@ import argparse
 import itertools
 import json
 import sys
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -54,6 +55,26 @@ def metrics(found: list[int | None]) -> dict[str, float]:
     }
 
 
+def week_folds(
+    table: list[list[int | None]],
+    weeks: list[str],
+    configs: list[dict[str, Any]],
+    objective: Callable[[dict[str, float]], tuple[float, float]],
+) -> tuple[list[int | None], dict[str, dict[str, Any]]]:
+    """Leave one week out: per week, the config whose `objective` is best on the other weeks, and
+    its ranks on that week. Returns (held-out ranks per question, the config chosen per week)."""
+    held_out: list[int | None] = [None] * len(weeks)
+    chosen: dict[str, dict[str, Any]] = {}
+    for week in sorted(set(weeks)):
+        train = [i for i, w in enumerate(weeks) if w != week]
+        best = max(range(len(configs)), key=lambda c: objective(metrics([table[c][i] for i in train])))
+        chosen[week] = configs[best]
+        for i, w in enumerate(weeks):
+            if w == week:
+                held_out[i] = table[best][i]
+    return held_out, chosen
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--rtqa", type=Path, default=Path("/tmp/rtqa"))
@@ -75,20 +96,7 @@ def main() -> None:
         table.append(run(replace(base.settings, **config), dated))
         print(f"{i + 1}/{len(configs)} {config} {metrics(table[-1])}", file=sys.stderr, flush=True)
 
-    held_out: list[int | None] = [None] * len(rows)
-    chosen: dict[str, dict[str, float]] = {}
-    for week in sorted(set(weeks)):
-        train = [i for i, w in enumerate(weeks) if w != week]
-
-        def score(c: int, train: list[int] = train) -> tuple[float, float]:
-            m = metrics([table[c][i] for i in train])
-            return m["mrr@10"], m["hits@10"]
-
-        best = max(range(len(configs)), key=score)
-        chosen[week] = configs[best]
-        for i, w in enumerate(weeks):
-            if w == week:
-                held_out[i] = table[best][i]
+    held_out, chosen = week_folds(table, weeks, configs, lambda m: (m["mrr@10"], m["hits@10"]))
 
     defaults = RetrieveSettings()
     bm25 = replace(defaults, **MODES["bm25"])

@@ -23,7 +23,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from tune_dates import metrics, ranks  # noqa: E402
+from tune_dates import metrics, ranks, week_folds  # noqa: E402
 
 from rag.evaluate import MODES, read_questions  # noqa: E402
 from rag.retrieve import Retriever, RetrieveSettings, get_retriever  # noqa: E402
@@ -53,20 +53,7 @@ def main() -> None:
     for i, config in enumerate(configs):
         table.append(run(replace(RetrieveSettings(), **config)))
         print(f"{i + 1}/{len(configs)} {config} {metrics(table[-1])}", file=sys.stderr, flush=True)
-    held_out: list[int | None] = [None] * len(rows)
-    chosen: dict[str, dict[str, float]] = {}
-    for week in sorted(set(weeks)):
-        train = [i for i, w in enumerate(weeks) if w != week]
-
-        def score(c: int, train: list[int] = train) -> tuple[float, float]:
-            m = metrics([table[c][i] for i in train])
-            return m["mrr@10"] + m["hits@10"], m["hits@5"]
-
-        best = max(range(len(configs)), key=score)
-        chosen[week] = configs[best]
-        for i, w in enumerate(weeks):
-            if w == week:
-                held_out[i] = table[best][i]
+    held_out, chosen = week_folds(table, weeks, configs, lambda m: (m["mrr@10"] + m["hits@10"], m["hits@5"]))
     report: dict[str, Any] = {
         "questions": len(rows),
         "weeks": len(set(weeks)),

@@ -3,12 +3,14 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.install-stamp
+# Extras `make install` adds; CI (.ci/run) adds `scale` so that the Ray smoke test runs there.
+EXTRAS ?= test
+STAMP := $(VENV)/.install-stamp-$(EXTRAS)
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install run index test lint unit fuzz bench clean
+.PHONY: install run index test lint unit fuzz bench bench-ray clean
 
 install: $(STAMP)
 
@@ -17,7 +19,7 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m pip install -q -e '.[$(EXTRAS)]'
 	touch $(STAMP)
 
 index/manifest.json: | $(STAMP)
@@ -45,6 +47,11 @@ fuzz: install
 bench: install
 	$(PY) -m pip install -q -e '.[test,bench]'
 	$(PY) bench/run.py
+
+# The Ray build against the in-process build (chunks/s, same index): /tmp/ray-bench/result.json.
+bench-ray: install
+	$(PY) -m pip install -q -e '.[test,bench,scale]'
+	$(PY) bench/ray_build.py
 
 clean:
 	rm -rf $(VENV) index .pytest_cache .mypy_cache .ruff_cache

@@ -46,7 +46,23 @@ def cmd_index(args: argparse.Namespace) -> int:
         if args.store == "segments" and args.qdrant_url:
             raise RagError("--qdrant-url is for --store qdrant")
         settings = replace(settings, store=args.store or "qdrant", qdrant_url=args.qdrant_url)
-    report = build_index(sources, index_dir, settings=settings, rebuild=args.rebuild, progress=not args.quiet)
+    if args.engine == "ray":
+        from rag.ray_build import build_index_ray
+
+        address = os.environ.get("RAY_ADDRESS") or None  # a cluster; without it, Ray on this machine
+        report = build_index_ray(
+            sources,
+            index_dir,
+            settings=settings,
+            rebuild=args.rebuild,
+            progress=not args.quiet,
+            workers=args.workers,
+            address=address,
+        )
+    elif args.workers is not None:
+        raise RagError("--workers is for --engine ray")
+    else:
+        report = build_index(sources, index_dir, settings=settings, rebuild=args.rebuild, progress=not args.quiet)
     if args.json:
         print(json.dumps(report.as_dict(), ensure_ascii=False, indent=1))
         return 0
@@ -187,6 +203,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--qdrant-url", help="Qdrant server for --store qdrant (default: local mode, for tests)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    p.add_argument(
+        "--engine",
+        choices=("local", "ray"),
+        default="local",
+        help="ray: read and embed on Ray ($RAY_ADDRESS: a cluster)",
+    )
+    p.add_argument("--workers", type=int, help="with --engine ray: embedding actors (default: one per CPU)")
     p.set_defaults(func=cmd_index)
 
     p = with_index(sub.add_parser("search", help="passages with their sources"))

@@ -5,10 +5,10 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -133,6 +133,91 @@ def chunk_for_model(doc: Document, settings: BuildSettings, embedder: Embedder) 
     return chunk_document(doc, settings.chunk, embedder.count_tokens, budget=max(16, budget))
 
 
+@dataclass(frozen=True)
+class EmbeddedBatch:
+    """Articles ready for the store, and how many of their texts were embedded (not reused)."""
+
+    add: NewDocuments
+    embedded: int
+    sentences_embedded: int
+
+
+def embed_documents(
+    docs: list[Document],
+    settings: BuildSettings,
+    embedder: Embedder,
+    known_chunks: KnownVectors,
+    known_sentences: KnownVectors,
+    progress: bool = False,
+) -> EmbeddedBatch:
+    """Chunk `docs` and embed their chunks and sentences, reusing the vectors of texts already known."""
+    chunks: list[Chunk] = []
+    for doc in docs:
+        chunks.extend(chunk_for_model(doc, settings, embedder))
+    by_id = {d.doc_id: d for d in docs}
+    texts = [embedding_text(c, by_id[c.doc_id], settings.title_prefix) for c in chunks]
+    embedded = 0
+    vectors = np.zeros((0, embedder.dimension), np.float32)
+    if texts:
+        log.info("embedding %d chunks", len(texts))
+        vectors, embedded = known_chunks.embed(texts, embedder, settings.batch_size, progress)
+    sentences, sentences_embedded = _sentence_table(docs, chunks, known_sentences, embedder, settings, progress)
+    return EmbeddedBatch(NewDocuments(docs, chunks, vectors, texts, sentences), embedded, sentences_embedded)
+
+
+class BuildEngine(Protocol):
+    """Where a build reads files and embeds articles: in this process (LocalEngine) or on Ray (rag/ray_build.py).
+    Deciding what changed and committing to the store stay in build_index."""
+
+    def read(self, paths: Sequence[Path], max_bytes: int, progress: bool) -> list[Document | IngestError]:
+        """Each path read as an article, or why it is not one, in the order of `paths`."""
+        ...
+
+    def embed(
+        self,
+        docs: list[Document],
+        settings: BuildSettings,
+        embedder: Embedder,
+        known_chunks: KnownVectors,
+        known_sentences: KnownVectors,
+        progress: bool,
+    ) -> Iterator[EmbeddedBatch]:
+        """`docs` embedded (embed_documents), in order, in one or more batches of whole articles:
+        each batch is committed as it comes. At least one batch, empty when `docs` is."""
+        ...
+
+
+class LocalEngine:
+    """Everything in this process, one commit."""
+
+    def read(self, paths: Sequence[Path], max_bytes: int, progress: bool) -> list[Document | IngestError]:
+        if progress:
+            from tqdm import tqdm
+
+            iterator: Iterable[Path] = tqdm(paths, desc="reading", unit="file")
+        else:
+            iterator = paths
+        return [read_or_reason(path, max_bytes) for path in iterator]
+
+    def embed(
+        self,
+        docs: list[Document],
+        settings: BuildSettings,
+        embedder: Embedder,
+        known_chunks: KnownVectors,
+        known_sentences: KnownVectors,
+        progress: bool,
+    ) -> Iterator[EmbeddedBatch]:
+        yield embed_documents(docs, settings, embedder, known_chunks, known_sentences, progress)
+
+
+def read_or_reason(path: Path, max_bytes: int) -> Document | IngestError:
+    try:
+        return read_document(path, max_bytes=max_bytes)
+    except IngestError as exc:
+        return exc
+
+
 def make_dense_index(vectors: np.ndarray, hnsw_min_chunks: int) -> tuple[Any, str]:
     import faiss
 
@@ -158,6 +243,7 @@ def build_index(
     rebuild: bool = False,
     progress: bool = False,
     embedder: Embedder | None = None,
+    engine: BuildEngine | None = None,
 ) -> BuildReport:
     """Make `index_dir` hold exactly the articles under `sources`.
 
@@ -166,8 +252,13 @@ def build_index(
     indexed once. Unreadable files are reported in `rejected` and do not stop the build;
     an article that was indexed before and is now unreadable keeps its previous version.
     A source that does not exist raises IngestError before anything is touched.
+
+    `engine` reads and embeds (default: LocalEngine, in this process, one commit). An engine that
+    yields several batches gets one commit per batch, each atomic: a build killed part way keeps
+    the batches committed so far, and the next build embeds only the rest.
     """
     started = time.perf_counter()
+    engine = engine or LocalEngine()
     settings = settings or BuildSettings()
     index_dir = Path(index_dir)
     if isinstance(sources, str | Path):  # one path, not a sequence of one-letter paths
@@ -185,7 +276,7 @@ def build_index(
 
     with build_lock(index_dir):
         previous = None if rebuild else _load_previous(index_dir, fingerprint, settings)
-        docs, report_parts = _read_sources(sources, settings, previous, progress)
+        docs, report_parts = _read_sources(sources, settings, previous, progress, engine)
 
         if previous is not None and _nothing_changed(report_parts, docs, previous):
             return replace(
@@ -208,12 +299,6 @@ def build_index(
         ]
         fresh_docs = [d for d in docs if d.doc_id not in stored or d.doc_id in set(delete)]
 
-        chunks: list[Chunk] = []
-        for doc in fresh_docs:
-            chunks.extend(chunk_for_model(doc, settings, embedder))
-        by_id = {d.doc_id: d for d in fresh_docs}
-        texts = [embedding_text(c, by_id[c.doc_id], settings.title_prefix) for c in chunks]
-
         # Vectors of texts embedded before are reused: those of the articles being replaced, or when
         # only the chunking or format changed, those of the whole earlier index under the same model.
         # An index of the monolithic formats 1 and 2 is read for its vectors only (rag/legacy.py).
@@ -226,14 +311,7 @@ def build_index(
             reusable = delete if previous is not None else list(earlier.manifest.documents)
             known_chunks = KnownVectors.of_chunks(earlier, reusable, settings.title_prefix)
             known_sentences = KnownVectors.of_sentences(earlier, reusable)
-        embedded = 0
-        vectors = np.zeros((0, embedder.dimension), np.float32)
-        if texts:
-            log.info("embedding %d chunks", len(texts))
-            vectors, embedded = known_chunks.embed(texts, embedder, settings.batch_size, progress)
-        sentences, sentences_embedded = _sentence_table(
-            fresh_docs, chunks, known_sentences, embedder, settings, progress
-        )
+        batches = engine.embed(fresh_docs, settings, embedder, known_chunks, known_sentences, progress)
 
         from rag.onnx_embed import copy_for_queries
 
@@ -241,17 +319,37 @@ def build_index(
             earlier.settings if isinstance(earlier, LegacyIndex) else earlier.manifest.settings if earlier else {}
         )
         known_onnx = earlier_settings.get("query_onnx")
-        query_onnx = copy_for_queries(index_dir, embedder, known_onnx) if settings.query_onnx else None
         store = previous or empty_store(
             index_dir, fingerprint["model"], embedder.dimension, *_wanted_store(index_dir, settings)
         )
-        manifest = store.apply(
-            NewDocuments(fresh_docs, chunks, vectors, texts, sentences),
-            delete,
-            settings={**fingerprint, "sources": [str(s) for s in sources], "query_onnx": query_onnx},
-            stats={"embedded": embedded, "sentences_embedded": sentences_embedded},
-            hnsw_min_chunks=settings.hnsw_min_chunks,
-        )
+        committed_settings: dict[str, Any] | None = None
+        embedded = sentences_embedded = 0
+        undeleted = list(delete)
+        pending: EmbeddedBatch | None = next(batches)
+        while pending is not None:
+            batch, pending = pending, next(batches, None)
+            last = pending is None
+            if committed_settings is None:
+                query_onnx = copy_for_queries(index_dir, embedder, known_onnx) if settings.query_onnx else None
+                committed_settings = {**fingerprint, "sources": [str(s) for s in sources], "query_onnx": query_onnx}
+            embedded += batch.embedded
+            sentences_embedded += batch.sentences_embedded
+            # Articles gone or replaced are deleted by the last commit, so that a build killed between
+            # commits loses none; one re-added under its id (a new name or date) by the commit that brings it back.
+            removing = undeleted
+            if not last:
+                readded = {d.doc_id for d in batch.add.documents} & set(undeleted)
+                removing, undeleted = sorted(readded), [i for i in undeleted if i not in readded]
+            manifest = store.apply(
+                batch.add,
+                removing,
+                settings=committed_settings,
+                stats={"embedded": embedded, "sentences_embedded": sentences_embedded},
+                hnsw_min_chunks=settings.hnsw_min_chunks,
+                merge=None if last else False,  # the automatic merge policy once, at the end
+            )
+            if not last:
+                store = load_index(index_dir, verify=False)
         report = replace(
             report_parts,
             documents=len(docs),
@@ -443,6 +541,7 @@ def _read_sources(
     settings: BuildSettings,
     previous: Store | None,
     progress: bool,
+    engine: BuildEngine,
 ) -> tuple[list[Document], BuildReport]:
     old_by_source = {e.source: e for e in map(previous.info, previous.manifest.documents)} if previous else {}
     paths: list[Path] = []
@@ -457,12 +556,6 @@ def _read_sources(
         paths.extend(found.files)
         warnings.extend(f"{path}: {reason}" for path, reason in found.skipped)
 
-    if progress:
-        from tqdm import tqdm
-
-        iterator: Iterable[Path] = tqdm(paths, desc="reading", unit="file")
-    else:
-        iterator = paths
     docs: list[Document] = []
     seen: dict[str, str] = {}
     added: list[str] = []
@@ -470,13 +563,13 @@ def _read_sources(
     unchanged: list[str] = []
     skipped: list[str] = []
     read: list[tuple[str, Document | None]] = []
-    for path in iterator:
-        try:
-            read.append((str(path), read_document(path, max_bytes=settings.max_file_bytes)))
-        except IngestError as exc:
-            rejected.append((exc.path, exc.reason))
-            log.info("rejected %s", exc)  # the report lists it: a warning here would print it twice
+    for path, result in zip(paths, engine.read(paths, settings.max_file_bytes, progress), strict=True):
+        if isinstance(result, IngestError):
+            rejected.append((result.path, result.reason))
+            log.info("rejected %s", result)  # the report lists it: a warning here would print it twice
             read.append((str(path), None))
+        else:
+            read.append((str(path), result))
     # The same article under two names is indexed once: under the name it is already indexed
     # under, else the first name. A new copy of an indexed file is the one skipped.
     owner: dict[str, str] = {}

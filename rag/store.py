@@ -261,8 +261,10 @@ class Store(Protocol):
         settings: dict[str, Any],
         stats: dict[str, Any],
         hnsw_min_chunks: int,
+        merge: bool | None = None,
     ) -> Manifest:
-        """Delete articles by doc_id, add new ones, and commit both at once; returns the new manifest."""
+        """Delete articles by doc_id, add new ones, and commit both at once; returns the new manifest.
+        `merge`: True merges the segments into one, False does not, None leaves it to the store's policy."""
         ...
 
     def compact(self, hnsw_min_chunks: int) -> Manifest:

@@ -1,10 +1,11 @@
 """The default store: FAISS and BM25 term counts in immutable segments, listed by the manifest.
 
-A build that adds articles writes one new segment holding only them; deleting or changing an
-article records a tombstone in the manifest. Adding one article therefore costs the same
-whatever the archive's size. Searches run over every segment and merge: dense top-k by cosine,
-BM25 with document frequencies and average length over all live chunks (rag/bm25.py), so the
-scores are those of one index over the live chunks. When there are more than MAX_SEGMENTS
+A build that adds articles writes one new segment holding only them, and its listing of them
+(meta.json); deleting or changing an article records a tombstone in the manifest, which lists
+segments, not articles. Adding one article therefore costs the same whatever the archive's size.
+Searches run over every segment and merge: dense top-k by cosine, BM25 with document frequencies
+and average length over all live chunks (rag/bm25.py), so the scores are those of one index over
+the live chunks. When there are more than MAX_SEGMENTS
 segments or tombstoned chunks exceed MAX_DEAD_SHARE of all chunks, the next commit (or
 `rag index --compact`) merges every segment into one, reusing stored vectors and term counts:
 nothing is embedded or tokenised again, and chunk ids do not change.
@@ -22,7 +23,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -89,12 +90,10 @@ class Segment:
 
         self.directory = directory
         self.name = directory.name
-        meta = json.loads((directory / "meta.json").read_text(encoding="utf-8"))
-        self.docs = [DocEntry(**d) for d in meta["documents"]]
+        self.faiss_type, self.docs = read_listing(directory)
         self.by_doc = {d.doc_id: i for i, d in enumerate(self.docs)}
         self.table = np.load(directory / "chunk-table.npy", allow_pickle=False, mmap_mode="r")
         self.vectors = np.load(directory / "vectors.npy", allow_pickle=False, mmap_mode="r")
-        self.faiss_type = str(meta["faiss"])
         path = str(directory / "dense.faiss")
         if self.faiss_type == "flat":  # flat codes are memory-mapped, not read into memory
             self.dense = faiss.read_index(path, faiss.IO_FLAG_MMAP_IFC | faiss.IO_FLAG_READ_ONLY)
@@ -122,6 +121,43 @@ class Segment:
     def spans_of(self, ordinal: int) -> np.ndarray:
         entry = self.docs[ordinal]
         return np.asarray(self.sentence_spans[entry.sentence_first : entry.sentence_first + entry.sentence_count])
+
+
+def read_listing(directory: Path) -> tuple[str, list[DocEntry]]:
+    """A segment's FAISS kind and its articles, from its meta.json."""
+    meta = json.loads((directory / "meta.json").read_text(encoding="utf-8"))
+    return str(meta["faiss"]), [DocEntry(**d) for d in meta["documents"]]
+
+
+def live_listing(entry: Mapping[str, Any], docs: Sequence[DocEntry]) -> dict[str, dict[str, Any]]:
+    """The live articles of one segment (its manifest entry, its listing), as Manifest.documents has them."""
+    deleted = set(entry["deleted"])
+    return {
+        d.doc_id: {
+            "segment": entry["name"],
+            "source": d.source,
+            "outlet": d.outlet,
+            "title": d.title,
+            "date": d.date,
+            "chunks": d.chunk_count,
+        }
+        for d in docs
+        if d.doc_id not in deleted
+    }
+
+
+def live_articles(index_dir: Path, segments: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The live articles of a manifest of format 4: every segment's listing less its tombstones."""
+    out: dict[str, dict[str, Any]] = {}
+    for entry in segments:
+        try:
+            _, docs = read_listing(index_dir / entry["name"])
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise IndexMismatchError(
+                f"index in {index_dir} is damaged ({entry['name']}: {type(exc).__name__}); {rebuild_hint(index_dir)}"
+            ) from exc
+        out.update(live_listing(entry, docs))
+    return out
 
 
 def write_segment(
@@ -295,7 +331,7 @@ class SegmentStore:
 
     @classmethod
     def open(cls, directory: Path, verify: bool = True, any_format: bool = False) -> SegmentStore:
-        manifest = read_manifest(directory, any_format)
+        manifest = read_manifest(directory, any_format, articles=False)
         for entry in manifest.segments:
             for name, expected in entry["files"].items():
                 path = directory / entry["name"] / name
@@ -307,6 +343,11 @@ class SegmentStore:
                     raise IndexMismatchError(f"index file {path} {why}; {rebuild_hint(directory)}")
         try:
             segments = [Segment(directory / entry["name"]) for entry in manifest.segments]
+            if manifest.format_version >= 4:  # the articles are listed by the segments only
+                documents: dict[str, dict[str, Any]] = {}
+                for entry, segment in zip(manifest.segments, segments, strict=True):
+                    documents.update(live_listing(entry, segment.docs))
+                manifest = replace(manifest, documents=documents)
             return cls(directory, manifest, segments)
         except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
             raise IndexMismatchError(

@@ -63,7 +63,10 @@ def test_layout_is_json_lines_npy_faiss_and_term_counts(fake_index: Path) -> Non
 
     documents = [json.loads(line) for line in (seg / "documents.jsonl").read_text("utf-8").splitlines()]
     chunks = [json.loads(line) for line in (seg / "chunks.jsonl").read_text("utf-8").splitlines()]
-    assert {d["doc_id"] for d in documents} == set(manifest["documents"])
+    # The segment lists its articles (meta.json); the manifest lists segments, not articles.
+    listed = json.loads((seg / "meta.json").read_text("utf-8"))["documents"]
+    assert [d["doc_id"] for d in listed] == [d["doc_id"] for d in documents] and "documents" not in manifest
+    assert set(read_manifest(fake_index).documents) == {d["doc_id"] for d in documents}
     texts = {d["doc_id"]: d["text"] for d in documents}
     for chunk in chunks:
         assert texts[chunk["doc_id"]][chunk["start"] : chunk["end"]] == chunk["text"]

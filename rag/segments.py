@@ -466,6 +466,7 @@ class SegmentStore:
             rows = np.flatnonzero(values > 0)
             if mask is not None:
                 rows = rows[mask[rows]]
+            rows = _top(values, rows, k)
             found.extend(zip(values[rows].tolist(), [i] * len(rows), rows.tolist(), strict=True))
         found.sort(key=lambda h: (-h[0], h[1], h[2]))
         return [(self._id_of(self._segments[i], row), score) for score, i, row in found[:k]]
@@ -717,6 +718,17 @@ def needs_compaction(segments: Sequence[dict[str, Any]], documents: Mapping[str,
     stored = sum(int(s["chunks"]) for s in segments)
     live = sum(int(v["chunks"]) for v in documents.values())
     return stored > 0 and (stored - live) / stored > MAX_DEAD_SHARE
+
+
+def _top(values: np.ndarray, rows: np.ndarray, k: int) -> np.ndarray:
+    """Those of `rows` (ascending) whose value is among the k highest, with every row tied with the
+    k-th: the global top k is then exact, ties included. A common word scores most rows: sorting them
+    all in Python took 284 ms (p50) at 500k chunks, this 17 ms (bench/million.py)."""
+    if len(rows) <= k:
+        return rows
+    picked = values[rows]
+    kth = np.partition(picked, len(picked) - k)[len(picked) - k]
+    return rows[picked >= kth]
 
 
 def _matches(doc: DocEntry, where: Filter) -> bool:

@@ -16,6 +16,7 @@ is read from documents.jsonl when a passage needs it (a few hundred articles cac
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -83,30 +84,67 @@ class DocEntry:
 
 
 class Segment:
-    """One segment on disk, opened: memory-mapped arrays, its FAISS index, its term counts."""
+    """One segment on disk, opened: memory-mapped arrays, its FAISS index, its term counts.
 
-    def __init__(self, directory: Path) -> None:
-        import faiss
+    With `lazy`, the FAISS index and the term vocabulary (the two parts whose reading grows with the
+    segment) are read when a search first needs them: a build that only adds a segment never does.
+    For a build's open, under the build lock: no commit can remove the segment before they are read."""
 
+    def __init__(self, directory: Path, lazy: bool = False) -> None:
         self.directory = directory
         self.name = directory.name
         self.faiss_type, self.docs = read_listing(directory)
         self.by_doc = {d.doc_id: i for i, d in enumerate(self.docs)}
         self.table = np.load(directory / "chunk-table.npy", allow_pickle=False, mmap_mode="r")
         self.vectors = np.load(directory / "vectors.npy", allow_pickle=False, mmap_mode="r")
-        path = str(directory / "dense.faiss")
-        if self.faiss_type == "flat":  # flat codes are memory-mapped, not read into memory
-            self.dense = faiss.read_index(path, faiss.IO_FLAG_MMAP_IFC | faiss.IO_FLAG_READ_ONLY)
-        else:
-            self.dense = faiss.read_index(path)
-        self.terms = TermCounts.load(directory / "terms")
         self.sentence_spans = np.load(directory / "sentence-spans.npy", allow_pickle=False, mmap_mode="r")
         self.sentence_vectors = np.load(directory / "sentence-vectors.npy", allow_pickle=False, mmap_mode="r")
         self.size = int(self.table.shape[0])
-        if not (self.vectors.shape[0] == self.dense.ntotal == len(self.terms.lengths) == self.size):
+        lengths = np.load(directory / "terms" / "lengths.npy", allow_pickle=False, mmap_mode="r")
+        if not (self.vectors.shape[0] == len(lengths) == self.size):
             raise ValueError(f"segment {self.name} has rows that do not line up")
+        self._dense: Any = None
+        self._terms: TermCounts | None = None
+        self._load_lock = threading.Lock()
+        if not lazy:
+            _ = self.dense, self.terms
         # Kept open: a reader holding this segment can still read articles after a commit removes it.
         self._fd = os.open(directory / "documents.jsonl", os.O_RDONLY)
+
+    @property
+    def dense(self) -> Any:
+        """The FAISS index (flat codes memory-mapped, not read into memory)."""
+        if self._dense is None:
+            with self._load_lock, self._damaged():
+                if self._dense is None:
+                    import faiss
+
+                    path = str(self.directory / "dense.faiss")
+                    flags = faiss.IO_FLAG_MMAP_IFC | faiss.IO_FLAG_READ_ONLY if self.faiss_type == "flat" else 0
+                    dense = faiss.read_index(path, flags)
+                    if dense.ntotal != self.size:
+                        raise ValueError(f"segment {self.name} has rows that do not line up")
+                    self._dense = dense
+        return self._dense
+
+    @property
+    def terms(self) -> TermCounts:
+        if self._terms is None:
+            with self._load_lock, self._damaged():
+                if self._terms is None:
+                    self._terms = TermCounts.load(self.directory / "terms")
+        return self._terms
+
+    @contextlib.contextmanager
+    def _damaged(self) -> Iterator[None]:
+        """Errors reading a file of the segment as the store reports them (one line, rebuild hint)."""
+        index_dir = self.directory.parent
+        try:
+            yield
+        except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
+            raise IndexMismatchError(
+                f"index in {index_dir} is damaged ({type(exc).__name__}); {rebuild_hint(index_dir)}"
+            ) from exc
 
     def __del__(self) -> None:
         fd = getattr(self, "_fd", None)
@@ -342,7 +380,8 @@ class SegmentStore:
                     why = "does not match its checksum (truncated or edited)"
                     raise IndexMismatchError(f"index file {path} {why}; {rebuild_hint(directory)}")
         try:
-            segments = [Segment(directory / entry["name"]) for entry in manifest.segments]
+            # The cheap open (a build's) reads the FAISS indexes and vocabularies only if it searches.
+            segments = [Segment(directory / entry["name"], lazy=not verify) for entry in manifest.segments]
             if manifest.format_version >= 4:  # the articles are listed by the segments only
                 documents: dict[str, dict[str, Any]] = {}
                 for entry, segment in zip(manifest.segments, segments, strict=True):

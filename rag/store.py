@@ -398,8 +398,10 @@ def document_from_json(data: dict[str, Any]) -> Document:
 
 def load_index(index_dir: Path, verify: bool = True, any_format: bool = False) -> SegmentStore:
     """Open the committed index. With `verify`, every file's checksum is checked (truncated or
-    edited files); without, only that each file is there with its recorded size. `any_format`
-    also opens a segmented index of an older format, for a build that reuses its vectors."""
+    edited files); without, only that each file is there with its recorded size, and the FAISS
+    indexes and term vocabularies are read when a search first needs them (a build that adds a
+    segment never does: its open does not grow with the archive). `any_format` also opens a
+    segmented index of an older format, for a build that reuses its vectors."""
     from rag.segments import SegmentStore
 
     return SegmentStore.open(Path(index_dir), verify=verify, any_format=any_format)

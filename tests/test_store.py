@@ -107,6 +107,28 @@ def test_missing_index_says_how_to_build(index_dir: Path) -> None:
         load_index(index_dir)
 
 
+def test_adding_an_article_reads_no_faiss_index_or_vocabulary(
+    fake_index: Path, corpus_dir: Path, write_article
+) -> None:
+    """Their reading grows with the archive: the open behind a build reads them only for a search
+    (here they are unreadable, same size, so only a checksum would tell), which then says so in one line."""
+    segment = _segment(fake_index)
+    for name in ("dense.faiss", "terms/vocab.json"):
+        path = segment / name
+        path.write_bytes(b"\0" * path.stat().st_size)
+    new = write_article(corpus_dir / "extra.txt", "A new pier opened in the harbour.", title="Pier", outlet="Pier")
+    report = build_index([corpus_dir], fake_index, embedder=HashEmbedder())
+    assert report.added == (str(new),) and len(read_manifest(fake_index).segments) == 2
+    store = load_index(fake_index, verify=False)
+    with pytest.raises(IndexMismatchError, match=r"damaged.*rag index --rebuild") as caught:
+        store.dense_search(np.ones(256, np.float32) / 16, 5)
+    assert "\n" not in str(caught.value)
+    with pytest.raises(IndexMismatchError, match=r"damaged.*rag index --rebuild"):
+        store.lexical_search(["pier"], 5)
+    with pytest.raises(IndexMismatchError, match="checksum"):
+        load_index(fake_index)
+
+
 def test_uncommitted_generation_is_invisible(fake_index: Path, corpus_dir: Path) -> None:
     """Files of a generation the manifest does not name (a killed build) change nothing."""
     before = _results(fake_index)

@@ -172,7 +172,7 @@ def write_markdown(results: dict[str, Any]) -> None:
         ]
         labels = {
             "hybrid": "this project (fusion + best-sentence stage, the default)",
-            "learned": "the learned ranking (RetrieveSettings(ranker=\"learned\"))",
+            "learned": 'the learned ranking (RetrieveSettings(ranker="learned"))',
             "rrf": "reciprocal-rank fusion alone",
             "bm25": "BM25 alone",
             "dense": "dense alone (FAISS)",
@@ -181,12 +181,15 @@ def write_markdown(results: dict[str, Any]) -> None:
             rm, am = r.get("retrieve_ms") or {}, r.get("ask_ms") or {}
             out.append(
                 f"| {labels.get(mode, mode)} | {fmt(r.get('hits@5'))} | {fmt(r.get('hits@10'))} "
-                f"| {fmt(r.get('mrr@10'))} | {fmt(r.get('answer_match'))} | {fmt(rm.get('p50'))} / {fmt(rm.get('p95'))} "
+                f"| {fmt(r.get('mrr@10'))} | {fmt(r.get('answer_match'))} "
+                f"| {fmt(rm.get('p50'))} / {fmt(rm.get('p95'))} "
                 f"| {fmt(am.get('p50'))} / {fmt(am.get('p95'))} |"
             )
         base = results.get("answer_baseline")
         if base:
-            out.append(f"| best 120-word BM25 window, as the answer | – | – | – | {fmt(base.get('answer_match'))} | – | – |")
+            out.append(
+                f"| best 120-word BM25 window, as the answer | – | – | – | {fmt(base.get('answer_match'))} | – | – |"
+            )
         peers = results.get("peers") or {}
         if isinstance(peers.get("quality"), dict):
             q = peers["quality"]
@@ -233,6 +236,61 @@ def write_markdown(results: dict[str, Any]) -> None:
                 f"| {fmt(r['match'])} |"
                 for name, r in answers.items()
                 if name.startswith(("held_out", "rtqa_held"))
+            ),
+            "",
+        ]
+    feedback = results.get("feedback")
+    if feedback and "feedback_cross_validated_held_out" in feedback:
+        out += [
+            f"## Retrieval with feedback, week-fold cross-validation ({feedback['questions']} questions, "
+            f"{feedback['weeks']} weeks, no as_of)",
+            "",
+            "bench/tune_feedback.py: the pseudo-relevance feedback settings (weight, chunks, terms) chosen on the "
+            "other weeks and scored on each held-out week; the fixed rankings need no fitting.",
+            "",
+            "| | hits@5 | hits@10 | MRR@10 |",
+            "|---|---|---|---|",
+        ]
+        for label, key in (
+            ("feedback settings chosen by CV, held-out weeks", "feedback_cross_validated_held_out"),
+            ("shipped defaults (feedback 1.0, 10 chunks, 10 terms)", "shipped_defaults"),
+            ("fusion + sentence stage, no feedback (the previous default)", "fusion_without_feedback"),
+            ("BM25 alone, same chunks", "bm25"),
+        ):
+            r = feedback[key]
+            out.append(f"| {label} | {fmt(r['hits@5'])} | {fmt(r['hits@10'])} | {fmt(r['mrr@10'])} |")
+        out.append("")
+    dates = results.get("dates")
+    if dates and "cross_validated_held_out" in dates:
+        out += [
+            f"## Dates: RealTime QA asked as of each question's day ({dates['questions']} questions)",
+            "",
+            "`as_of` = the question's `question_date`: nothing published later is used, its time words are read "
+            "against that day, recency is a prior (bench/tune_dates.py). BM25 gets the same dates: the same windows "
+            "and priors, dense ranking and sentence stage off. Article level, as above.",
+            "",
+            "| | hits@5 | hits@10 | MRR@10 | answer quotes the right choice |",
+            "|---|---|---|---|---|",
+        ]
+        base_as_of = results.get("answer_baseline_as_of") or {}
+        base_window = results.get("answer_baseline_window") or {}
+        for label, key, answer in (
+            ("date settings chosen by week-fold CV, held-out weeks", "cross_validated_held_out", None),
+            ("this project, shipped defaults, as_of", "defaults_as_of", dates.get("answer_match_as_of")),
+            ("BM25, same dates", "bm25_as_of", None),
+            ("this project, no as_of", "defaults_no_as_of", dates.get("answer_match_no_as_of")),
+            ("BM25, no as_of", "bm25_no_as_of", None),
+        ):
+            r = dates[key]
+            out.append(f"| {label} | {fmt(r['hits@5'])} | {fmt(r['hits@10'])} | {fmt(r['mrr@10'])} | {fmt(answer)} |")
+        out += [
+            f"| best 120-word BM25 window, articles up to as_of | – | – | – | {fmt(base_as_of.get('answer_match'))} |",
+            f"| ... and inside the question's time window | – | – | – | {fmt(base_window.get('answer_match'))} |",
+            "",
+            "Chosen per held-out week: "
+            + "; ".join(
+                f"{week[-8:]}: " + ", ".join(f"{k} {v:g}" for k, v in c.items())
+                for week, c in dates.get("chosen_per_week", {}).items()
             ),
             "",
         ]
@@ -323,7 +381,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rtqa", type=Path, default=Path("/tmp/rtqa"))
     parser.add_argument(
-        "--skip", default="", help="comma-separated: quality,seed,cv,speed,ask,embed,peers,append,growth"
+        "--skip", default="", help="comma-separated: quality,seed,cv,feedback,dates,speed,ask,embed,peers,append,growth"
     )
     parser.add_argument("--speed-articles", type=int, default=150)
     parser.add_argument("--update", action="store_true", help="start from docs/bench-results.json, redo what runs")
@@ -365,6 +423,20 @@ def main() -> int:
             if report.exists():
                 results["answers_cv"] = json.loads(report.read_text(encoding="utf-8"))
         results["answer_baseline"] = run_script([py, "bench/answer_baseline.py", "--rtqa", str(args.rtqa)], 1800)
+    if have_rtqa and "feedback" not in skip:
+        with tempfile.TemporaryDirectory() as tmp:
+            report = Path(tmp) / "feedback.json"
+            run_script([py, "bench/tune_feedback.py", "--rtqa", str(args.rtqa), "--json", str(report)], 3600)
+            if report.exists():
+                results["feedback"] = json.loads(report.read_text(encoding="utf-8"))
+    if have_rtqa and "dates" not in skip:
+        with tempfile.TemporaryDirectory() as tmp:
+            report = Path(tmp) / "dates.json"
+            run_script([py, "bench/tune_dates.py", "--rtqa", str(args.rtqa), "--json", str(report)], 3600)
+            if report.exists():
+                results["dates"] = json.loads(report.read_text(encoding="utf-8"))
+        for key, extra in (("answer_baseline_as_of", ["--as-of"]), ("answer_baseline_window", ["--as-of", "--window"])):
+            results[key] = run_script([py, "bench/answer_baseline.py", "--rtqa", str(args.rtqa), *extra], 1800)
     if have_rtqa and "speed" not in skip:
         speed(args.rtqa, results, args.speed_articles)
     if "ask" not in skip:

@@ -34,6 +34,7 @@ from rag.evaluate import norm, read_questions  # noqa: E402
 from rag.outlets import outlet_key  # noqa: E402
 from rag.rank import fit_logistic  # noqa: E402
 from rag.retrieve import Retriever, get_retriever  # noqa: E402
+from rag.timeexpr import parse_date  # noqa: E402
 
 
 @dataclass
@@ -57,10 +58,11 @@ def _strings(row: dict[str, Any]) -> list[list[str]]:
     return [[answer]] if answer else []
 
 
-def collect(retriever: Retriever, rows: list[dict[str, Any]], group_of: Any) -> list[Example]:
+def collect(retriever: Retriever, rows: list[dict[str, Any]], group_of: Any, as_of: bool = False) -> list[Example]:
     out = []
     for row in rows:
-        q = retriever.analyse(row["question"], row.get("history") or [], row.get("outlets"))
+        day = parse_date(row["question_date"]) if as_of and row.get("question_date") else None
+        q = retriever.analyse(row["question"], row.get("history") or [], row.get("outlets"), as_of=day)
         found = candidates(
             retriever, retriever.search_query(q, k=AnswerSettings().passages), AnswerSettings().min_words
         )
@@ -188,6 +190,7 @@ def main() -> int:
     ap.add_argument("--index", type=Path, default=None, help="the RealTime QA index (default RTQA/index)")
     ap.add_argument("--lazy-sentences", action="store_true", help="experiments: embed sentences on first use")
     ap.add_argument("--report", type=Path, default=None, help="also write the report to this JSON file")
+    ap.add_argument("--as-of", action="store_true", help="ask each RealTime QA question on its question_date")
     args = ap.parse_args()
     cw = AnswerSettings().coverage_weight
 
@@ -206,6 +209,7 @@ def main() -> int:
             rtqa_retriever,
             read_questions(args.rtqa / "queries.jsonl"),
             lambda r: re.sub(r"_\d+$", "", r["id"]),
+            as_of=args.as_of,
         )
     examples = seeds + rtqa
     report: dict[str, Any] = {"features": list(FEATURES), "questions": {"seed": len(seeds), "rtqa": len(rtqa)}}

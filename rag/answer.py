@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from rag.dates import attribution
 from rag.embed import Embedder
 from rag.lexical import tokenize
 from rag.outlets import outlet_key
@@ -351,8 +352,12 @@ def answer_question(
     q = question if isinstance(question, Query) else retriever.analyse(question, history, outlets)
     passages = retriever.search_query(q, k=s.passages)
     scored = score_sentences(retriever, q, passages, s)
+    window = q.window_label
     if not scored or confidence(retriever, q, scored, s) < bars[2]:
-        return Answer(text=_abstain_text(retriever, q, s, bars[2]), passages=tuple(passages), abstained=True)
+        text = _abstain_text(retriever, q, s, bars[2])
+        if window:
+            text = f"_{md_literal(window)}_\n\n{text}"
+        return Answer(text=text, passages=tuple(passages), abstained=True, window=window)
     chosen = _choose(scored, s, bars[0], bars[1])
     return _compose(retriever, q, chosen, passages, s)
 
@@ -450,10 +455,13 @@ def _compose(
                     score=round(x.probability, 4),
                     context=context,
                     context_start=context_start,
+                    date=x.passage.date,
                 )
             )
     lines: list[str] = []
     notes: list[str] = []
+    if q.window_label:
+        lines += [f"_{md_literal(q.window_label)}_", ""]
     direct = direct_answer(q, chosen)
     if direct:
         lines += [f"**Answer:** {direct}", ""]
@@ -465,13 +473,16 @@ def _compose(
     for group in groups:
         by_outlet.setdefault(group[0].passage.outlet, []).append(group)
     for outlet, outlet_groups in by_outlet.items():
-        title = outlet_groups[0][0].passage.title
-        lines.append(f"**{md_literal(outlet)}** — *{md_literal(title)}*")
+        first = outlet_groups[0][0].passage
+        lines.append(f"**{md_literal(attribution(outlet, first.date or ''))}** — *{md_literal(first.title)}*")
         for group in outlet_groups:
             context, _ = contexts[id(group[0])]
             if context:
                 lines.append(f"> _{md_literal(context)}_")
             lines.append(f"> {md_literal(group[0].text)}")
+            quoted = group[0].passage
+            if quoted.doc_id != first.doc_id:  # another article of the same outlet: its own date and headline
+                lines.append(f">\n> _{md_literal(attribution(outlet, quoted.date or ''))}, {md_literal(quoted.title)}_")
             others = list(dict.fromkeys(x.passage.outlet for x in group))
             if len(others) > 1:
                 note = f"Reported by {_join(others)}."
@@ -484,6 +495,7 @@ def _compose(
         passages=tuple(passages),
         abstained=False,
         notes=tuple(notes),
+        window=q.window_label,
     )
 
 

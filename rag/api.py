@@ -9,7 +9,9 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Sequence
+from datetime import date, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rag import validate
 from rag.errors import IndexMissingError, QueryError
@@ -18,6 +20,9 @@ from rag.index import build_index as _build_index
 from rag.retrieve import Retriever, get_retriever
 from rag.store import MANIFEST
 from rag.types import Answer, Document, Passage
+
+if TYPE_CHECKING:
+    from rag.timeline import TimelineEntry
 
 DEFAULT_CORPUS = "corpus"
 _FIRST_BUILD = threading.Lock()
@@ -65,10 +70,18 @@ def retrieve(
     history: Sequence[str] = (),
     outlets: Sequence[str] | None = None,
     index_dir: str | Path | None = None,
+    as_of: str | date | datetime | None = None,
+    since: str | date | datetime | None = None,
+    until: str | date | datetime | None = None,
 ) -> list[Passage]:
-    """Passages for `query`, best first, each naming its outlet, headline, file and offsets."""
+    """Passages for `query`, best first, each naming its outlet, headline, file and offsets.
+
+    `as_of` is the day the question is asked (default today): nothing published after it is used;
+    `since`/`until` bound the publication day. Time words in the question ("this week", "in March")
+    are read against `as_of`."""
     query, k, outlets = validate.question(query), validate.k(k), validate.outlets(outlets)
-    return retriever_for(index_dir).search(query, k=k, history=validate.history(history), outlets=outlets)
+    days = _days(as_of, since, until)
+    return retriever_for(index_dir).search(query, k, validate.history(history), outlets, *days)
 
 
 def ask(
@@ -76,12 +89,37 @@ def ask(
     history: Sequence[str] = (),
     outlets: Sequence[str] | None = None,
     index_dir: str | Path | None = None,
+    as_of: str | date | datetime | None = None,
+    since: str | date | datetime | None = None,
+    until: str | date | datetime | None = None,
 ) -> Answer:
-    """Answer `question` with verbatim quotes from the outlets, or abstain."""
+    """Answer `question` with verbatim quotes from the outlets, or abstain; dates as for retrieve()."""
     from rag.answer import answer_question
 
     question, outlets = validate.question(question), validate.outlets(outlets)
-    return answer_question(retriever_for(index_dir), question, history=validate.history(history), outlets=outlets)
+    days = _days(as_of, since, until)
+    retriever = retriever_for(index_dir)
+    q = retriever.analyse(question, validate.history(history), outlets, *days)
+    return answer_question(retriever, q)
+
+
+def timeline(answer: Answer) -> str:
+    """The answer's quotes ordered by their articles' publication day, as markdown: who reported
+    what, and when ("" when it quotes nothing)."""
+    from rag.timeline import timeline_markdown
+
+    return timeline_markdown(timeline_entries(answer))
+
+
+def timeline_entries(answer: Answer) -> tuple[TimelineEntry, ...]:
+    """The answer's quotes, oldest article first, undated last (for a page to lay out)."""
+    from rag.timeline import timeline as ordered
+
+    return ordered(answer.quotes)
+
+
+def _days(as_of: object, since: object, until: object) -> tuple[date | None, date | None, date | None]:
+    return validate.day(as_of, "as_of"), validate.day(since, "since"), validate.day(until, "until")
 
 
 def document(doc_id: str, index_dir: str | Path | None = None) -> Document:

@@ -27,7 +27,8 @@ from typing import Any
 import gradio as gr
 
 from rag.answer import md_literal
-from rag.api import ask, retriever_for
+from rag.api import ask, retriever_for, timeline_entries
+from rag.dates import display_date
 from rag.errors import IngestError, RagError
 from rag.index import BuildReport, BuildSettings, build_index
 from rag.ingest import DEFAULT_MAX_BYTES, SUFFIXES, read_document
@@ -115,7 +116,7 @@ def passage_html(passage: Passage, quotes: Sequence[Quote]) -> str:
     if passage.title:
         meta.append(f'<span class="rag-title">{escape(passage.title)}</span>')
     if passage.date:
-        meta.append(f'<span class="rag-date">{escape(passage.date)}</span>')
+        meta.append(f'<span class="rag-date">{escape(display_date(passage.date) or passage.date)}</span>')
     where = Path(passage.source).name + (f", page {passage.page}" if passage.page else "")
     url = _safe_url(passage.url)
     if url:
@@ -182,7 +183,22 @@ def sources_html(answer: Answer | None) -> str:
     if rest:
         hidden = "".join(passage_html(p, answer.quotes) for p in rest)
         body += f'<details class="rag-more"><summary>{escape(summary)}</summary>{hidden}</details>'
-    return f'<div class="rag-sources"><p class="rag-note">{escape(note)}</p>{body}</div>'
+    window = f'<p class="rag-window">{escape(answer.window)}</p>' if answer.window else ""
+    return f'<div class="rag-sources">{window}<p class="rag-note">{escape(note)}</p>{body}{timeline_html(answer)}</div>'
+
+
+def timeline_html(answer: Answer) -> str:
+    """The quotes by publication day, oldest first: who reported what, and when ("" for fewer
+    than two dated quotes, where there is no order to show)."""
+    entries = timeline_entries(answer)
+    if sum(1 for e in entries if e.date) < 2:
+        return ""
+    items = "".join(
+        f'<li><span class="rag-date">{escape(display_date(e.date) or "Undated")}</span> · '
+        f'<span class="rag-outlet">{escape(e.quote.outlet)}</span>: {escape(e.quote.text)}</li>'
+        for e in entries
+    )
+    return f'<details class="rag-timeline" open><summary>Timeline</summary><ol>{items}</ol></details>'
 
 
 def safe_filename(name: str) -> str:
@@ -490,7 +506,12 @@ class ChatPage:
     _upload_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def turn(
-        self, question: str, outlets: list[str] | None, conversation: dict[str, list[Any]] | None
+        self,
+        question: str,
+        outlets: list[str] | None,
+        conversation: dict[str, list[Any]] | None,
+        since: str | None = None,
+        until: str | None = None,
     ) -> Iterator[tuple[list[dict[str, Any]], str, str, dict[str, list[Any]]]]:
         """One turn as the page shows it: first the question with a working indicator, then the
         answer (`respond`). API clients get the last of the two."""
@@ -502,12 +523,18 @@ class ChatPage:
                 {"role": "assistant", "content": SEARCHING_TEXT},
             ]
             yield waiting, SEARCHING_PANEL, "", conversation
-        yield self.respond(question, outlets, conversation)
+        yield self.respond(question, outlets, conversation, since, until)
 
     def respond(
-        self, question: str, outlets: list[str] | None, conversation: dict[str, list[Any]] | None
+        self,
+        question: str,
+        outlets: list[str] | None,
+        conversation: dict[str, list[Any]] | None,
+        since: str | None = None,
+        until: str | None = None,
     ) -> tuple[list[dict[str, Any]], str, str, dict[str, list[Any]]]:
-        """One turn: (chat messages, sources panel HTML, cleared question box, conversation)."""
+        """One turn: (chat messages, sources panel HTML, cleared question box, conversation).
+        `since`/`until` (YYYY-MM-DD, empty for open) bound the articles' publication day."""
         conversation = conversation or _new_conversation()
         messages = list(conversation["messages"])
         questions = list(conversation["questions"])
@@ -524,7 +551,14 @@ class ChatPage:
             if wanted == []:
                 reply = NO_OUTLET_TEXT
             else:
-                answer = ask(question, history=questions, outlets=wanted, index_dir=self.index_dir)
+                answer = ask(
+                    question,
+                    history=questions,
+                    outlets=wanted,
+                    index_dir=self.index_dir,
+                    since=since if isinstance(since, str) else None,
+                    until=until if isinstance(until, str) else None,
+                )
                 reply = answer.text
                 panel = sources_html(answer)
                 questions.append(question)
@@ -584,9 +618,9 @@ def build_app(index_dir: Path, uploads_dir: Path = Path("uploads")) -> gr.Blocks
     # against the choices this page was given would refuse None (all outlets) from an API client
     # and an outlet another page's upload added since; `ask` judges the outlets instead.
     def respond(
-        question: Any, outlets: Any, conversation: dict[str, list[Any]]
+        question: Any, outlets: Any, conversation: dict[str, list[Any]], since: Any = None, until: Any = None
     ) -> Iterator[tuple[list[dict[str, Any]], str, str, dict[str, list[Any]]]]:
-        yield from page.turn(question, outlets, conversation)
+        yield from page.turn(question, outlets, conversation, since, until)
 
     def upload(
         files: Any,
@@ -642,6 +676,10 @@ def build_app(index_dir: Path, uploads_dir: Path = Path("uploads")) -> gr.Blocks
         # Below both columns: on a phone the sources come right after the chat.
         with gr.Accordion("Outlets", open=True):
             outlet_box = gr.CheckboxGroup(choices=outlets, value=outlets, show_label=False, elem_id="rag-outlets")
+        with gr.Accordion("Dates", open=False), gr.Row():
+            # Plain text, YYYY-MM-DD: a wrong date gets the same one-line message as everywhere.
+            since_box = gr.Textbox(label="Published from", placeholder="YYYY-MM-DD", elem_id="rag-since")
+            until_box = gr.Textbox(label="Published until", placeholder="YYYY-MM-DD", elem_id="rag-until")
         with gr.Accordion("Add articles", open=False):
             files = gr.File(
                 label=f"Add .txt, .md, .html or .pdf articles (up to {page.max_bytes // 1_000_000} MB each)",
@@ -651,7 +689,7 @@ def build_app(index_dir: Path, uploads_dir: Path = Path("uploads")) -> gr.Blocks
             )
             upload_status = gr.HTML("", elem_id="rag-upload-status", js_on_load=None)
 
-        turn_inputs = [question, outlet_box, conversation]
+        turn_inputs = [question, outlet_box, conversation, since_box, until_box]
         turn_outputs = [chatbot, sources, question, conversation]
         as_sent: dict[str, Any] = {"preprocess": False, "show_progress": "minimal"}
         send.click(respond, turn_inputs, turn_outputs, api_name="ask", **as_sent)

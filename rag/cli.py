@@ -84,14 +84,24 @@ def _compact(index_dir: Path, args: argparse.Namespace) -> int:
 
 def cmd_search(args: argparse.Namespace) -> int:
     from rag.api import retrieve
+    from rag.dates import attribution
 
-    passages = retrieve(args.query, k=args.k, outlets=args.outlet or None, index_dir=_index_dir(args))
+    passages = retrieve(
+        args.query,
+        k=args.k,
+        outlets=args.outlet or None,
+        index_dir=_index_dir(args),
+        as_of=args.as_of,
+        since=args.since,
+        until=args.until,
+    )
     if args.json:
         print(json.dumps([asdict(p) for p in passages], ensure_ascii=False, indent=1))
         return 0
     for rank, p in enumerate(passages, 1):
         where = f"{p.source}:{p.start}-{p.end}" + (f" (page {p.page})" if p.page else "")
-        print(f"{rank}. {one_line(p.outlet)} — {one_line(p.title)}  [{p.score:.4f}]\n   {one_line(where)}")
+        who = attribution(p.outlet, p.date or "")
+        print(f"{rank}. {one_line(who)} — {one_line(p.title)}  [{p.score:.4f}]\n   {one_line(where)}")
         print("   " + p.text.replace("\n", "\n   "))
         print()
     if not passages:
@@ -100,13 +110,22 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
-    from rag.api import ask
+    from rag.api import ask, timeline
 
-    answer = ask(args.question, outlets=args.outlet or None, index_dir=_index_dir(args))
+    answer = ask(
+        args.question,
+        outlets=args.outlet or None,
+        index_dir=_index_dir(args),
+        as_of=args.as_of,
+        since=args.since,
+        until=args.until,
+    )
     if args.json:
         print(json.dumps(asdict(answer), ensure_ascii=False, indent=1))
     else:
         print(answer.text)
+        if args.timeline and answer.quotes:
+            print("\nTimeline\n" + timeline(answer))
     return 0
 
 
@@ -121,7 +140,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_eval(args: argparse.Namespace) -> int:
     from rag.evaluate import run_eval
 
-    report = run_eval(Path(args.file), index_dir=_index_dir(args), k=args.k, ask=not args.retrieval_only)
+    report = run_eval(
+        Path(args.file), index_dir=_index_dir(args), k=args.k, ask=not args.retrieval_only, as_of=args.as_of
+    )
     print(json.dumps(report, ensure_ascii=False, indent=1) if args.json else _format_eval(report))
     return 0
 
@@ -142,6 +163,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log what happens")
     sub = parser.add_subparsers(dest="command", required=True)
 
+    def with_dates(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--as-of", metavar="DATE", help="the day the question is asked (default today): nothing later")
+        p.add_argument("--since", metavar="DATE", help="only articles published on or after DATE (YYYY-MM-DD)")
+        p.add_argument("--until", metavar="DATE", help="only articles published on or before DATE (YYYY-MM-DD)")
+
     def with_index(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
         p.add_argument("--index-dir", help="index directory (default $RAG_INDEX_DIR or ./index)")
         return p
@@ -159,12 +185,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("query")
     p.add_argument("-k", type=int, default=5)
     p.add_argument("--outlet", action="append", help="only this outlet (repeatable)")
+    with_dates(p)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_search)
 
     p = with_index(sub.add_parser("ask", help="answer a question by quoting the outlets"))
     p.add_argument("question")
     p.add_argument("--outlet", action="append", help="only this outlet (repeatable)")
+    with_dates(p)
+    p.add_argument("--timeline", action="store_true", help="also list the quotes by publication day")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_ask)
 
@@ -178,6 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file")
     p.add_argument("-k", type=int, default=5)
     p.add_argument("--retrieval-only", action="store_true", help="skip rag.ask")
+    p.add_argument("--as-of", action="store_true", help="ask each question on its question_date")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_eval)
     return parser

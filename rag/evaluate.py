@@ -20,6 +20,7 @@ from rag.answer import AnswerSettings, answer_question
 from rag.errors import RagError
 from rag.outlets import outlet_key
 from rag.retrieve import Retriever, RetrieveSettings, get_retriever
+from rag.timeexpr import parse_date
 from rag.types import Answer, Passage
 
 _QUOTES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u201c": '"', "\u201d": '"', "\u00a0": " "})
@@ -96,8 +97,10 @@ def evaluate(
     ask: bool = True,
     answer_settings: AnswerSettings | None = None,
     progress: Callable[[int], None] | None = None,
+    as_of: bool = False,
 ) -> dict[str, Any]:
-    """Metrics over `rows` (see module docstring), overall and by question type."""
+    """Metrics over `rows` (see module docstring), overall and by question type. With `as_of`, each
+    question is asked on its `question_date` (benchmark lines) or `as_of` (QA lines), when it has one."""
     tally = _Tally({})
     by_type: dict[str, _Tally] = {}
     retrieve_ms: list[float] = []
@@ -110,13 +113,20 @@ def evaluate(
         sub = by_type.setdefault(kind, _Tally({}))
         history = tuple(row.get("history") or ())
         depth = max(k, 10) if "gold" in row else k
+        day = (
+            parse_date(row.get("question_date") or row["as_of"])
+            if as_of and (row.get("question_date") or row.get("as_of"))
+            else None
+        )
         started = time.perf_counter()
-        passages = retriever.search(row["question"], k=depth, history=history)
+        q = retriever.analyse(row["question"], history, as_of=day)
+        passages = retriever.search_query(q, k=depth)
         retrieve_ms.append((time.perf_counter() - started) * 1000)
         answer = None
         if ask:
             started = time.perf_counter()
-            answer = answer_question(retriever, row["question"], history=history, settings=answer_settings)
+            q = retriever.analyse(row["question"], history, as_of=day)
+            answer = answer_question(retriever, q, settings=answer_settings)
             ask_ms.append((time.perf_counter() - started) * 1000)
             verbatim.extend(_quote_is_verbatim(retriever, answer))
         if "gold" in row:
@@ -187,11 +197,12 @@ def _score_benchmark(
 
 MODES: dict[str, dict[str, Any]] = {
     "hybrid": {},
-    # The learned ranking (not the default), the fusion without its sentence stage, and the two signals alone.
+    # The learned ranking (not the default), the fusion without its sentence stage and feedback, and the two
+    # signals alone.
     "learned": {"ranker": "learned"},
-    "rrf": {"ranker": "rrf", "sentence_weight": 0.0},
-    "bm25": {"ranker": "rrf", "dense_weight": 0.0, "sentence_weight": 0.0},
-    "dense": {"ranker": "rrf", "lexical_weight": 0.0, "sentence_weight": 0.0},
+    "rrf": {"ranker": "rrf", "sentence_weight": 0.0, "prf_weight": 0.0},
+    "bm25": {"ranker": "rrf", "dense_weight": 0.0, "sentence_weight": 0.0, "prf_weight": 0.0},
+    "dense": {"ranker": "rrf", "lexical_weight": 0.0, "sentence_weight": 0.0, "prf_weight": 0.0},
 }
 
 
@@ -202,13 +213,15 @@ def run_eval(
     ask: bool = True,
     mode: str = "hybrid",
     settings: RetrieveSettings | None = None,
+    as_of: bool = False,
 ) -> dict[str, Any]:
     """`rag eval`: load the index once and score every question of `path`."""
     rows = read_questions(path)
     base = get_retriever(index_dir)
     chosen = replace(settings or base.settings, **MODES[mode])
     retriever = Retriever(base.stored, base.embedder, chosen)
-    report = evaluate(retriever, rows, k=k, ask=ask)
+    report = evaluate(retriever, rows, k=k, ask=ask, as_of=as_of)
     report["mode"] = mode
+    report["as_of"] = as_of
     report["index_chunks"] = base.stored.size
     return report

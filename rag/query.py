@@ -6,8 +6,9 @@ is tokenised and embedded once on its way through `rag.ask`.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from datetime import date
 
 import numpy as np
 
@@ -15,6 +16,7 @@ from rag.embed import Embedder
 from rag.errors import QueryError
 from rag.lexical import tokenize
 from rag.outlets import find_outlets, outlet_key, strip_outlet_phrases
+from rag.timeexpr import TimeScope, resolve_time, window_label
 from rag.validate import is_text
 
 MAX_QUERY_CHARS = 2000  # longer questions are cut: nothing in a question needs more
@@ -75,10 +77,29 @@ class Query:
     vector: np.ndarray  # the question's embedding
     context_vector: np.ndarray | None  # "context question" embedded, for a follow-up
     focus_vector: np.ndarray | None
+    # When: the day it is asked (nothing published after it is used), the bounds asked for with it
+    # (since/until, hard), and what the question's own words say about time (a soft window, recency).
+    as_of: date
+    since: date | None
+    until: date | None
+    time: TimeScope
+    as_of_given: bool = False  # False: as_of is today by default, not worth telling the reader
+    empty_window: str = ""  # the window the question's words asked for when no article is in it
 
     @property
     def follow_up(self) -> bool:
         return bool(self.context)
+
+    @property
+    def window_label(self) -> str:
+        """The publication window a reader is told about: "Articles from 26 Aug to 2 Sep 2022"."""
+        since = max((d for d in (self.since, self.time.since) if d is not None), default=None)
+        until = min((d for d in (self.until, self.time.until) if d is not None), default=None)
+        if until is None and self.as_of_given:
+            until = self.as_of
+        if self.empty_window:
+            return f"{self.empty_window}: none in the index, so quotes from any date"
+        return window_label(since, until) or self.time.label
 
     def without_outlets(self) -> Query:
         return replace(self, outlets=None, named_outlets=False)
@@ -132,9 +153,19 @@ def analyse(
     history: Sequence[object] = (),
     outlets: Sequence[str] | None = None,
     known_outlets: Sequence[str] = (),
+    as_of: date | None = None,
+    since: date | None = None,
+    until: date | None = None,
+    has_articles: Callable[[date | None, date | None], bool] | None = None,
 ) -> Query:
-    """Everything retrieval and answering need to know about a question, computed once."""
+    """Everything retrieval and answering need to know about a question, computed once.
+
+    `as_of` (default today) is the day it is asked; `since`/`until` bound the publication day.
+    `has_articles(first, last)` says whether any article was published in those days (None: open)."""
     asked = clean_query(question)
+    day = as_of or date.today()
+    if since is not None and until is not None and since > until:
+        raise QueryError(f"since ({since.isoformat()}) is after until ({until.isoformat()})")
     turns = [h for h in (clean_query(h, allow_empty=True) for h in history) if h][-HISTORY_TURNS:]
     text = asked
     named = False
@@ -148,7 +179,21 @@ def analyse(
         wanted = tuple(dict.fromkeys(names))
         named = True
         text = strip_outlet_phrases(asked, mentions) or asked
+    time = resolve_time(text, day)
+    empty = ""
+    if time.has_window and has_articles is not None and not has_articles(time.since, time.until):
+        # "this week" asked of an archive with nothing from this week: the words cannot be a window;
+        # the question is searched as written and the reader told (`empty_window`).
+        empty, time = time.label, replace(time, since=None, until=None, spans=(), label="", explicit=False)
     context = " ".join(turns) if turns and is_follow_up(text) else ""
+    # Relative time words ("this week", "the latest") are the window, not what to search for; a
+    # written date ("on January 6, 2021") may name the event itself and stays in the search text.
+    if time.spans and not time.explicit:
+        text = time.search_text(text)
+    if context and not time.has_window:
+        earlier = resolve_time(context, day)  # "What happened in Rafah this week?" -> "How many died?"
+        if earlier.has_window and (has_articles is None or has_articles(earlier.since, earlier.until)):
+            time = replace(earlier, spans=(), recency=time.recency if time.recency == "strong" else earlier.recency)
     terms = tuple(tokenize(text))
     context_terms = tuple(t for t in dict.fromkeys(tokenize(context)) if t not in terms)
     focus_text = focus_of(text)
@@ -172,4 +217,10 @@ def analyse(
         vector=vectors[0],
         context_vector=vectors[1] if context else None,
         focus_vector=vectors[-1] if focus_text else None,
+        as_of=day,
+        since=since,
+        until=until,
+        time=time,
+        as_of_given=as_of is not None,
+        empty_window=empty,
     )

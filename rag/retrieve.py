@@ -3,16 +3,21 @@ removed and outlets kept from crowding each other out."""
 
 from __future__ import annotations
 
+import bisect
+import math
 import re
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import date, timedelta
 from pathlib import Path
 
 import numpy as np
 
+from rag.dates import parse_day
 from rag.embed import Embedder, load_query_embedder, model_identity
 from rag.errors import IndexMismatchError, QueryError
+from rag.lexical import tokenize
 from rag.outlets import outlet_key
 from rag.query import MAX_QUERY_CHARS, Query, analyse, clean_query
 from rag.rank import candidate_features, load_rank_model
@@ -47,6 +52,32 @@ class RetrieveSettings:
     sentence_weight: float = 1.0
     rerank_depth: int = 10
     pool_per_k: int = 4  # candidates the top k are picked from (with the discounts above), per passage asked
+    # Pseudo-relevance feedback: one more BM25 ranking, of the question and the `prf_terms` terms that
+    # stand out (tf x idf) in the top `prf_docs` fused chunks, fused in with `prf_weight`. Chosen by
+    # week-fold cross-validation on RealTime QA (docs/benchmarks.md): the words a question leaves out
+    # ("Zawahiri" for "the world's most wanted terrorist") come from the articles that match it.
+    prf_weight: float = 1.0
+    prf_docs: int = 10
+    prf_terms: int = 10
+    # Feedback needs an archive where the top chunks are a small, topical part: in the five seed
+    # articles every chunk is on the story, the "standing out" terms are noise, and feedback cost the
+    # seed questions recall@5 (0.948 against 0.966) and exact answers (0.759 against 0.793).
+    prf_min_chunks: int = 2000
+    # Dates (issue 11). as_of/since/until are hard bounds; an undated article passes them, ranked as if
+    # old. A window the question's words ask for ("this week") is soft: it is searched on its own and
+    # an article outside it keeps `window_miss` of its score (reports of an event come days later, and
+    # a written date may name the event rather than when it was reported: `explicit_window_miss`).
+    window_miss: float = 0.1
+    explicit_window_miss: float = 0.7
+    window_slack_days: int = 2
+    # Without a window, recency is a prior relative to as_of: score x (1 - w + w * exp(-age / days)),
+    # steeper (7 days) for "the latest", "now", "currently". window_miss, w and the 30 days were chosen
+    # by week-fold cross-validation on RealTime QA (bench/tune_dates.py): a weekly news quiz wants
+    # recent news, so the prior came out strong (0.7); undated articles all get the floor, 1 - w.
+    recency_weight: float = 0.7
+    recency_days: float = 30.0
+    strong_recency_weight: float = 0.7
+    strong_recency_days: float = 7.0
 
 
 class Retriever:
@@ -63,6 +94,9 @@ class Retriever:
         self.settings = settings or RetrieveSettings()
         self.outlets: tuple[str, ...] = stored.outlets
         self._search_lock = threading.Lock()  # faiss and bm25s searches are not all thread-safe
+        self._published: dict[str, date | None] = {}
+        self._days = sorted(d for d in map(self.published, _doc_ids(stored)) if d is not None)
+        self.latest = self._days[-1] if self._days else None
         import faiss
 
         # One query at a time gains nothing from OpenMP threads and pays their start-up (bench/growth.py).
@@ -72,9 +106,17 @@ class Retriever:
     def generation(self) -> int:
         return self.stored.manifest.generation
 
-    def analyse(self, question: object, history: Sequence[object] = (), outlets: Sequence[str] | None = None) -> Query:
+    def analyse(
+        self,
+        question: object,
+        history: Sequence[object] = (),
+        outlets: Sequence[str] | None = None,
+        as_of: date | None = None,
+        since: date | None = None,
+        until: date | None = None,
+    ) -> Query:
         """The question analysed once, for this index's model and outlets."""
-        return analyse(question, self.embedder, history, outlets, self.outlets)
+        return analyse(question, self.embedder, history, outlets, self.outlets, as_of, since, until, self.has_articles)
 
     def search(
         self,
@@ -82,15 +124,35 @@ class Retriever:
         k: int = 5,
         history: Sequence[str] = (),
         outlets: Sequence[str] | None = None,
+        as_of: date | None = None,
+        since: date | None = None,
+        until: date | None = None,
     ) -> list[Passage]:
-        q = query if isinstance(query, Query) else self.analyse(query, history, outlets)
+        q = query if isinstance(query, Query) else self.analyse(query, history, outlets, as_of, since, until)
         return self.search_query(q, k)
 
     def search_query(self, q: Query, k: int = 5) -> list[Passage]:
         """Passages for an analysed question, best first."""
         if k <= 0 or not self.stored.size:
             return []
-        mask = self._outlet_mask(q.outlets)
+        mask = self._filter(q)
+        scores = self._fused(q, mask)
+        window = self._window_filter(q, mask)
+        if window is not None:
+            inside = self._fused(q, window)
+            # A dict, not a set union: equal scores keep one order in every process (no hash seed).
+            scores = {row: max(scores.get(row, 0.0), inside.get(row, 0.0)) for row in {**scores, **inside}}
+        weights = {row: self.date_weight(row, q) for row in scores}
+        ranked = sorted(((row, score * weights[row]) for row, score in scores.items()), key=lambda item: -item[1])
+        s = self.settings
+        if s.ranker == "learned":
+            ranked = by_rank(ranked, s.rrf_k)
+        elif s.sentence_weight > 0:
+            ranked = self._rerank_by_sentence(ranked, q.vector, k, weights)
+        return [self.passage(row, score) for row, score in self.select(ranked, k)]
+
+    def _fused(self, q: Query, mask: Filter | None) -> dict[str, float]:
+        """Each reading's dense and lexical rankings within `mask`, fused (or the learned scores)."""
         s = self.settings
         # (terms, vector, weight) of each reading of the question. A follow-up is also read with the
         # conversation before it; a short one ("Where were they held?") says nothing alone.
@@ -119,15 +181,101 @@ class Retriever:
                     scores[row] = scores.get(row, 0.0) + weight * s.dense_weight / (s.rrf_k + rank + 1)
                 for rank, (row, _) in enumerate(self.stored.lexical_search(terms, s.candidates, mask)):
                     scores[row] = scores.get(row, 0.0) + weight * s.lexical_weight / (s.rrf_k + rank + 1)
-        ranked = sorted(scores.items(), key=lambda item: -item[1])
-        if s.ranker == "learned":
-            ranked = by_rank(ranked, s.rrf_k)
-        elif s.sentence_weight > 0:
-            ranked = self._rerank_by_sentence(ranked, q.vector, k)
-        return [self.passage(row, score) for row, score in self.select(ranked, k)]
+            feedback = s.prf_weight > 0 and s.lexical_weight > 0 and self.stored.size >= s.prf_min_chunks
+            if feedback and s.ranker != "learned" and scores:
+                expansion = self.expansion_terms(q, scores)
+                if expansion:
+                    found = self.stored.lexical_search((*q.terms, *expansion), s.candidates, mask)
+                    for rank, (row, _) in enumerate(found):
+                        scores[row] = scores.get(row, 0.0) + s.prf_weight / (s.rrf_k + rank + 1)
+        return scores
+
+    def expansion_terms(self, q: Query, scores: dict[str, float]) -> list[str]:
+        """The terms that stand out in the best-scored chunks and are not the question's own."""
+        s = self.settings
+        top = sorted(scores.items(), key=lambda item: -item[1])[: s.prf_docs]
+        counts: dict[str, int] = {}
+        asked = set(q.terms)
+        for row, _ in top:
+            for term in tokenize(self.stored.chunk(row).text):
+                if term not in asked and len(term) > 2:
+                    counts[term] = counts.get(term, 0) + 1
+        if not counts:
+            return []
+        terms = list(counts)
+        idf = np.log1p(self.stored.size / (1.0 + self.stored.document_frequencies(terms)))
+        weight = np.array([counts[t] for t in terms]) * idf
+        order = np.argsort(-weight, kind="stable")[: s.prf_terms]
+        return [terms[i] for i in order.tolist()]
+
+    def published(self, doc_id: str) -> date | None:
+        """An article's publication day (None: undated), read once."""
+        if doc_id not in self._published:
+            self._published[doc_id] = parse_day(self.stored.info(doc_id).date)
+        return self._published[doc_id]
+
+    def has_articles(self, first: date | None, last: date | None) -> bool:
+        """Is any article dated within [first, last] (None: open)?"""
+        i = bisect.bisect_left(self._days, first or date.min)
+        return i < len(self._days) and self._days[i] <= (last or date.max)
+
+    def date_weight(self, row: str, q: Query) -> float:
+        """The factor a chunk's score gets from its article's date: the question's window, or recency."""
+        s = self.settings
+        day = self.published(self.stored.ref(row).doc_id)
+        time = q.time
+        if time.has_window:
+            lo = time.since or date.min
+            hi = min(time.until + timedelta(days=s.window_slack_days), q.as_of) if time.until else date.max
+            if day is not None and lo <= day <= hi:
+                return 1.0
+            return s.explicit_window_miss if time.explicit else s.window_miss
+        if day is None and (q.since is not None or q.until is not None):
+            return s.window_miss  # undated, a window asked for: ranked as if outside it
+        strong = time.recency == "strong"
+        weight = s.strong_recency_weight if strong else s.recency_weight
+        if weight <= 0:
+            return 1.0
+        if day is None:
+            return 1.0 - weight
+        age = max(0, (q.as_of - day).days)
+        return 1.0 - weight + weight * math.exp(-age / (s.strong_recency_days if strong else s.recency_days))
+
+    def _filter(self, q: Query) -> Filter | None:
+        """The hard bounds: the outlets asked for, and nothing published after as_of or outside since/until."""
+        outlets = self._outlet_keys(q.outlets)
+        cut = min(q.until, q.as_of) if q.until is not None else q.as_of
+        # Nothing in the index is later than the cut (or nothing is dated): no mask to build.
+        until = None if self.latest is None or cut >= self.latest else cut
+        since = q.since
+        if outlets is None and since is None and until is None:
+            return None
+        return Filter(
+            outlets=outlets,
+            since=since.isoformat() if since else None,
+            until=until.isoformat() if until else None,
+        )
+
+    def _window_filter(self, q: Query, mask: Filter | None) -> Filter | None:
+        """The question's own window (widened by the slack) within the hard bounds; None without one."""
+        time = q.time
+        if not time.has_window:
+            return None
+        base = mask or Filter()
+        since = max(d for d in (time.since, q.since, date.min) if d is not None)
+        hi = time.until + timedelta(days=self.settings.window_slack_days) if time.until else date.max
+        until = min(d for d in (hi, q.until, q.as_of) if d is not None)
+        if since > until:
+            return None
+        return replace(
+            base,
+            since=since.isoformat() if since > date.min else None,
+            until=until.isoformat() if until < date.max else None,
+            undated=False,
+        )
 
     def _rerank_by_sentence(
-        self, ranked: list[tuple[str, float]], vector: np.ndarray, k: int
+        self, ranked: list[tuple[str, float]], vector: np.ndarray, k: int, weights: dict[str, float]
     ) -> list[tuple[str, float]]:
         """The top candidates ranked again by their best sentence (vectors stored at build time), fused
         in by rank: a chunk whose one sentence answers ("some 3,000 fighters") is not drowned by the rest."""
@@ -140,7 +288,8 @@ class Retriever:
             best.append(float((vectors @ vector).max()) if len(vectors) else -1.0)
         boosted = dict(head)
         for rank, i in enumerate(sorted(range(len(head)), key=lambda i: -best[i])):
-            boosted[head[i][0]] += s.sentence_weight / (s.rrf_k + rank + 1)
+            row = head[i][0]
+            boosted[row] += weights.get(row, 1.0) * s.sentence_weight / (s.rrf_k + rank + 1)
         return sorted(boosted.items(), key=lambda item: -item[1]) + ranked[len(head) :]
 
     def passage(self, row: str, score: float) -> Passage:
@@ -157,12 +306,12 @@ class Retriever:
             doc_id=doc.doc_id,
             chunk_id=row,
             page=chunk.page,
-            date=doc.date,
+            date=doc.date or None,
             url=doc.url,
             author=doc.author,
         )
 
-    def _outlet_mask(self, outlets: Sequence[str] | None) -> Filter | None:
+    def _outlet_keys(self, outlets: Sequence[str] | None) -> frozenset[str] | None:
         if outlets is None:
             return None
         wanted = {outlet_key(o) for o in outlets if o and o.strip()}
@@ -172,7 +321,7 @@ class Retriever:
                 f"no outlet called {', '.join(repr(o) for o in outlets)} in the index; "
                 f"known outlets: {', '.join(self.outlets)}"
             )
-        return Filter(outlets=frozenset(wanted))
+        return frozenset(wanted)
 
     def dense_rows(self, vector: np.ndarray, k: int, mask: Filter | None) -> list[str]:
         """The ids of the k chunks nearest to `vector` (within `mask`), nearest first."""
@@ -209,6 +358,11 @@ class Retriever:
             doc_id = refs[row].doc_id
             per_doc[doc_id] = per_doc.get(doc_id, 0) + 1
         return chosen
+
+
+def _doc_ids(stored: Store) -> list[str]:
+    manifest = getattr(stored, "manifest", None)
+    return list(manifest.documents) if manifest is not None else list(stored.documents)
 
 
 def by_rank(ranked: list[tuple[str, float]], rrf_k: float = 60.0) -> list[tuple[str, float]]:

@@ -528,6 +528,15 @@ class SegmentStore:
                 return True
         return False
 
+    def document_frequencies(self, terms: Sequence[str]) -> np.ndarray:
+        out = np.zeros(len(terms), np.int64)
+        for segment, live in zip(self._segments, self._live, strict=True):
+            for i, term in enumerate(terms):
+                rows, _ = segment.terms.postings(term)
+                if len(rows):
+                    out[i] += int(live[rows].sum())
+        return out
+
     def _bm25(self, terms: Sequence[str]) -> list[np.ndarray] | None:
         key = tuple(terms)
         last = self._last_bm25  # candidate_features asks for the top rows and then their scores
@@ -773,9 +782,11 @@ def _top(values: np.ndarray, rows: np.ndarray, k: int) -> np.ndarray:
 def _matches(doc: DocEntry, where: Filter) -> bool:
     if where.outlets is not None and outlet_key(doc.outlet) not in where.outlets:
         return False
-    if where.since is not None and (not doc.date or doc.date[: len(where.since)] < where.since):
+    if not doc.date:
+        return where.undated or (where.since is None and where.until is None)
+    if where.since is not None and doc.date[: len(where.since)] < where.since:
         return False
-    return not (where.until is not None and (not doc.date or doc.date[: len(where.until)] > where.until))
+    return not (where.until is not None and doc.date[: len(where.until)] > where.until)
 
 
 def remove_unused(index_dir: Path, keep: set[str]) -> None:

@@ -161,11 +161,14 @@ class ChunkRef:
 @dataclass(frozen=True)
 class Filter:
     """Which live chunks a search may return: those of articles from these outlets (outlet_key
-    forms; None: any) dated within [since, until] (ISO date prefixes; None: open)."""
+    forms; None: any) dated within [since, until] (ISO date prefixes; None: open). Undated articles
+    pass the date bounds when `undated` is True: nobody knows they are outside them, and
+    retrieval ranks them as if old (issue 11)."""
 
     outlets: frozenset[str] | None = None
     since: str | None = None
     until: str | None = None
+    undated: bool = True
 
 
 @dataclass(frozen=True)
@@ -255,6 +258,10 @@ class Store(Protocol):
 
     def has_term(self, term: str) -> bool:
         """Whether a live chunk contains this tokenised term."""
+        ...
+
+    def document_frequencies(self, terms: Sequence[str]) -> np.ndarray:
+        """How many live chunks contain each tokenised term."""
         ...
 
     def apply(

@@ -66,9 +66,10 @@ _PHRASES = (
     rf"(?P<bare_year>{_YEAR})",
     r"(?P<this_week>(?:this|the\s+past|this\s+past|the\s+last|past)\s+week)\b",
     rf"(?P<rolling>(?:the\s+|over\s+the\s+)?(?:past|last)\s+(?P<rolling_count>{_COUNT})\s+"
-    r"(?P<rolling_unit>day|week|month|year)s?)\b",
+    r"(?P<rolling_unit>hour|day|week|month|year)s?)\b",
     r"(?P<rolling_one>(?:the\s+|over\s+the\s+)?past\s+(?P<rolling_one_unit>day|month|year))\b",
     r"(?P<weekend>(?:this|last|the|over\s+the)\s+weekend)\b",
+    r"(?P<night>last\s+night|overnight)\b",
     r"(?P<weekday>(?:(?P<weekday_mod>last|this\s+past|this|past)\s+)?"
     r"(?P<weekday_name>monday|tuesday|wednesday|thursday|friday|saturday|sunday))\b",
     r"(?P<relative>(?:last|previous|this)\s+(?:week|month|year)"
@@ -84,7 +85,7 @@ _PREPOSITION = (
 _PATTERN = re.compile(rf"\b(?:{_PREPOSITION})?(?:{'|'.join(_PHRASES)})", re.IGNORECASE)
 _KINDS = (
     "numeric", "year_month", "month_day", "day_month", "part", "month_year", "bare_month", "bare_year",
-    "this_week", "rolling", "rolling_one", "weekend", "weekday", "relative", "recency",
+    "this_week", "rolling", "rolling_one", "weekend", "night", "weekday", "relative", "recency",
 )  # fmt: skip
 _CALENDAR = frozenset(
     {"numeric", "year_month", "month_day", "day_month", "part", "month_year", "bare_month", "bare_year"}
@@ -253,6 +254,8 @@ def _resolve(match: re.Match[str], kind: str, as_of: date) -> tuple[date, date] 
         return _back(as_of, count + 1, unit), _back(as_of, 1, unit)
     if kind == "rolling_one":
         return _back(as_of, 1, match["rolling_one_unit"].lower()), as_of
+    if kind == "night":  # "last night": reported yesterday evening or this morning
+        return as_of - timedelta(days=1), as_of
     if kind == "weekend":
         saturday = as_of - timedelta(days=(as_of.weekday() - 5) % 7)
         return saturday, saturday + timedelta(days=1)
@@ -292,6 +295,8 @@ def _count(word: str) -> int:
 def _back(as_of: date, count: int, unit: str) -> date:
     from dateutil.relativedelta import relativedelta
 
+    if unit == "hour":  # "the past 48 hours": whole days, rounded up
+        return as_of - timedelta(days=-(-count // 24))
     if unit == "day":
         return as_of - timedelta(days=count)
     if unit == "week":

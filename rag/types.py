@@ -72,7 +72,7 @@ class Passage:
     doc_id: str = ""
     chunk_id: str = ""  # "<doc_id>:<position>": the same article gives the same ids in every build
     page: int | None = None
-    date: str = ""
+    date: str | None = None  # the article's publication day, ISO; None when it has none
     url: str = ""
     author: str = ""
 
@@ -92,6 +92,7 @@ class Quote:
     # The sentence before, when the quote opens with a reference ("He", "Such a plan"): verbatim too.
     context: str = ""
     context_start: int = -1
+    date: str | None = None  # the article's publication day, ISO; None when it has none
 
 
 @dataclass(frozen=True)
@@ -102,3 +103,5 @@ class Answer:
     abstained: bool = False
     # outlets that reported the same fact, and figures that differ, for the UI
     notes: tuple[str, ...] = field(default_factory=tuple)
+    # the publication window the articles were taken from ("Articles from 26 Aug to 2 Sep 2022"), or ""
+    window: str = ""

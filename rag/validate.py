@@ -7,6 +7,8 @@ Decisions a caller may rely on:
   - `outlets=None` means every outlet; a single string is one outlet name (not its letters);
     an empty list is refused ("no outlets given"), since it most likely means a filter went wrong.
   - `k` is a whole number >= 0 (an int or anything with __index__, but not a bool or a string).
+  - `as_of`, `since`, `until` are ISO dates or datetimes (str, date or datetime); None or "" means
+    not given (as_of: today). "2024-13-45" is refused with one line.
   - paths (`index_dir`, `sources`) are str or os.PathLike; bytes and other types are refused, and
     so are names that are not UTF-8 (the index stores paths as UTF-8 text).
 """
@@ -17,6 +19,7 @@ import operator
 import os
 import re
 from collections.abc import Iterable, Mapping
+from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -76,6 +79,19 @@ def outlets(value: object) -> tuple[str, ...] | None:
     if not any(name.strip() for name in names):
         raise QueryError("no outlets given; leave the outlet filter out to search every outlet")
     return names
+
+
+def day(value: object, name: str) -> date | None:
+    """A day given as `name` ("as_of", "since", "until"): None when not given."""
+    from rag.timeexpr import parse_date
+
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if not isinstance(value, str | date | datetime):
+        raise QueryError(f"{name} must be an ISO date such as 2024-04-01, not {_kind(value)}")
+    if isinstance(value, str) and not is_text(value):
+        raise QueryError(f"{name} has bytes that are not UTF-8 text")
+    return parse_date(value, name)
 
 
 def build_dir(value: object) -> Path:

@@ -115,3 +115,24 @@ def real_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
     report = build_index([CORPUS], index)
     assert report.documents == len(CORPUS_FILES) and report.embedded == report.chunks > 0
     return index
+
+
+DATED = (  # (file, outlet, date or "", body): one story reported on three days, and once undated
+    ("early.txt", "Outlet A", "2024-03-01", "The port of Ashdod handled 120 aid trucks on Friday, officials said."),
+    ("middle.txt", "Outlet B", "2024-03-10", "The port of Ashdod handled 150 aid trucks on Sunday, officials said."),
+    ("late.txt", "Outlet C", "2024-03-20", "The port of Ashdod handled 200 aid trucks on Wednesday, officials said."),
+    ("undated.txt", "Outlet D", "", "The port of Ashdod handled 90 aid trucks, officials said."),
+)
+
+
+@pytest.fixture
+def dated_index(tmp_path: Path, write_article: Callable[..., Path]) -> Path:
+    """An index of four short reports on aid trucks at Ashdod, dated 1, 10 and 20 March 2024 and undated."""
+    sources = tmp_path / "dated"
+    for name, outlet, day, body in DATED:
+        extra = {"date": day} if day else {}
+        write_article(sources / name, body, title=f"Aid trucks at Ashdod ({outlet})", outlet=outlet, **extra)
+    index = tmp_path / "dated-index"
+    report = build_index([sources], index, embedder=HashEmbedder())
+    assert report.documents == 4 and report.undated == 1
+    return index

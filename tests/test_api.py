@@ -280,3 +280,39 @@ def test_a_question_on_a_real_index_runs_its_onnx_copy_without_torch(real_index:
     report, output = ask_in_a_fresh_process(real_index, {"RAG_QUERY_EMBEDDER": "torch"})
     assert "sentence_transformers" in report["modules"]  # type: ignore[operator]
     assert "40,000" in output and "Loading" not in output and "%|" not in output
+
+
+def test_dates_on_retrieve_and_ask(dated_index: Path) -> None:
+    question = "How many aid trucks did the port of Ashdod handle?"
+    passages = rag.retrieve(question, k=10, index_dir=dated_index, as_of="2024-03-15")
+    assert {p.outlet for p in passages} == {"Outlet A", "Outlet B", "Outlet D"}
+    assert {p.date for p in passages} == {"2024-03-01", "2024-03-10", None}
+    answer = rag.ask(question, index_dir=dated_index, since="2024-03-05", until="2024-03-25")
+    assert answer.quotes and {q.outlet for q in answer.quotes} <= {"Outlet B", "Outlet C", "Outlet D"}
+    assert answer.window == "Articles from 5 Mar to 25 Mar 2024" and answer.window in answer.text
+    for quote in answer.quotes:
+        assert quote.date == {"Outlet B": "2024-03-10", "Outlet C": "2024-03-20", "Outlet D": None}[quote.outlet]
+    dated = [q for q in answer.quotes if q.date]
+    assert any(f"{q.outlet}, {int(q.date[8:])} Mar 2024" in answer.text for q in dated)  # type: ignore[index]
+    lines = rag.api.timeline(answer).splitlines()
+    days = [line for line in lines if line.startswith("**")]
+    assert days == sorted(days, key=lambda d: (d == "**Undated**", d)) and days
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "words"),
+    [
+        ({"as_of": "2024-13-45"}, ("as_of", "month must be in 1..12")),
+        ({"since": "yesterday"}, ("since", "YYYY-MM-DD")),
+        ({"until": 20240301}, ("until", "ISO date")),
+        ({"since": "2024-03-20", "until": "2024-03-01"}, ("after",)),
+    ],
+)
+def test_invalid_dates_are_one_line_errors(
+    dated_index: Path, kwargs: dict[str, object], words: tuple[str, ...]
+) -> None:
+    for call in (rag.retrieve, rag.ask):
+        with pytest.raises(QueryError) as error:
+            call("How many aid trucks?", index_dir=dated_index, **kwargs)  # type: ignore[operator]
+        message = str(error.value)
+        assert "\n" not in message and all(w in message for w in words), message

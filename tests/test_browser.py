@@ -435,3 +435,35 @@ def test_example_button_asks(browser: Any, tmp_path: Path) -> None:
         assert FOLLOW_UP in chat and "Sullivan" in chat
     finally:
         app.close(verbose=False)
+
+
+def test_date_range_shows_only_articles_inside_it(browser: Any, dated_index: Path, tmp_path: Path) -> None:
+    """Dates opened, a range typed: every passage in the sources (shown or behind "more") is from an
+    article published inside it (or undated, kept and ranked as if old); a wrong date is one line."""
+    app, url = _serve(dated_index, tmp_path / "uploads")
+    try:
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(url)
+        page.wait_for_selector("#rag-question textarea")
+        page.get_by_text("Dates", exact=True).click()
+        page.locator("#rag-since input, #rag-since textarea").first.fill("2024-03-05")
+        page.locator("#rag-until input, #rag-until textarea").first.fill("2024-03-15")
+        _ask(page, "How many aid trucks did the port of Ashdod handle?", 0)
+        metas = page.locator("#rag-sources .rag-meta").all_text_contents()
+        assert metas and all("Outlet B" in m or "Outlet D" in m for m in metas), metas
+        assert any("10 Mar 2024" in m for m in metas)
+        assert "Articles from 5 Mar to 15 Mar 2024" in page.locator("#rag-sources .rag-window").inner_text()
+        _shot(page, "date_range.png")
+
+        page.locator("#rag-until input, #rag-until textarea").first.fill("2024-03-45")
+        page.locator("#rag-question textarea").fill("How many aid trucks?")
+        page.locator("#rag-question textarea").press("Enter")
+        page.wait_for_function(
+            "() => [...document.querySelectorAll('#rag-chat .message-row.bot-row')]"
+            ".some(r => r.innerText.includes('invalid until'))",
+            timeout=30_000,
+        )
+        last = page.locator("#rag-chat .message-row.bot-row").last.inner_text().strip()
+        assert "invalid until '2024-03-45'" in last and "\n" not in last, last
+    finally:
+        app.close(verbose=False)

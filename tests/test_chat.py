@@ -145,7 +145,7 @@ def test_sources_html_escapes_everything_and_highlights() -> None:
     out = sources_html(answer)
     assert "<script" not in out and "<img" not in out and "<b>" not in out and "<evil>" not in out
     assert f"<mark>{escape(quoted)}</mark>" in out
-    assert "&lt;b&gt;Outlet&lt;/b&gt;" in out and "2024-04-02" in out and "&lt;evil&gt;.txt" in out
+    assert "&lt;b&gt;Outlet&lt;/b&gt;" in out and "2 Apr 2024" in out and "&lt;evil&gt;.txt" in out
     assert "javascript:" not in out  # only http(s) URLs become links
     assert out.index("rag-used") < out.index("Unquoted passage")  # quoted passages first
     linked = sources_html(Answer(text="x", passages=(_passage("t", 0, url="https://example.com/a?b=1&c=2"),)))
@@ -516,7 +516,7 @@ def test_article_with_markup_is_shown_as_text(served: dict[str, Any], tmp_path: 
     assert "&lt;script&gt;alert(&#x27;body&#x27;)&lt;/script&gt;" in sources
     assert html.escape(XSS_TITLE, quote=True) in sources
     assert html.escape(XSS_OUTLET, quote=True) in sources
-    assert "2024-04-02" in sources
+    assert "2 Apr 2024" in sources
 
 
 def test_add_files_limits_and_names(tmp_path: Path) -> None:

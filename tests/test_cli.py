@@ -296,3 +296,23 @@ def test_index_prints_each_warning_once(corpus_dir: Path, index_dir: Path) -> No
     assert done.returncode == 0 and done.stderr == ""
     both = done.stdout + done.stderr
     assert both.count("no outlet declared") == 1 and both.count("file is empty") == 1
+
+
+def test_dates_on_the_command_line(capsys: pytest.CaptureFixture[str], dated_index: Path) -> None:
+    question = "How many aid trucks did the port of Ashdod handle?"
+    code, out, _ = run(
+        capsys, "search", question, "-k", "10", "--as-of", "2024-03-15", "--json", "--index-dir", str(dated_index)
+    )
+    assert code == 0 and {p["outlet"] for p in json.loads(out)} == {"Outlet A", "Outlet B", "Outlet D"}
+    code, out, err = run(
+        capsys, "ask", question, "--since", "2024-03-05", "--timeline", "--index-dir", str(dated_index)
+    )
+    assert code == 0 and not err and "Articles since 5 Mar 2024" in out and "Timeline" in out
+
+
+def test_an_invalid_date_is_one_line_and_changes_nothing(capsys: pytest.CaptureFixture[str], dated_index: Path) -> None:
+    before = (dated_index / "manifest.json").read_bytes()
+    for command in ("search", "ask"):
+        code, out, err = run(capsys, command, "aid trucks", "--as-of", "2024-13-45", "--index-dir", str(dated_index))
+        assert_one_line_error(code, out, err, "as_of", "2024-13-45")
+    assert (dated_index / "manifest.json").read_bytes() == before

@@ -6,6 +6,8 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Callable
+from dataclasses import replace
+from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -302,3 +304,76 @@ def test_hnsw_index_searches_and_filters(corpus_dir: Path, index_dir: Path) -> N
     assert any("40,000 tents" in p.text for p in retriever.search("40,000 tents from China", k=5))
     passages = retriever.search("Who led the American side?", k=5, outlets=["JNS"])
     assert len(passages) == 5 and {p.outlet for p in passages} == {"JNS"}
+
+
+# -- dates (issue 11) ------------------------------------------------------------------------------
+
+TRUCKS = "How many aid trucks did the port of Ashdod handle?"
+
+
+def outlets_of(passages: list) -> list[str]:  # type: ignore[type-arg]
+    return [p.outlet for p in passages]
+
+
+def test_nothing_published_after_as_of_is_returned(dated_index: Path) -> None:
+    retriever = get_retriever(dated_index)
+    assert set(outlets_of(retriever.search(TRUCKS, k=10))) == {"Outlet A", "Outlet B", "Outlet C", "Outlet D"}
+    for as_of, allowed in ((date(2024, 3, 15), {"A", "B", "D"}), (date(2024, 3, 5), {"A", "D"})):
+        for question in (TRUCKS, "the latest on Ashdod", "trucks this week", "What happened in March?"):
+            found = retriever.search(question, k=10, as_of=as_of)
+            assert found and {o[-1] for o in outlets_of(found)} <= allowed, (question, as_of)
+
+
+def test_since_until_bound_the_day_and_undated_rank_as_if_old(dated_index: Path) -> None:
+    retriever = get_retriever(dated_index)
+    found = retriever.search(TRUCKS, k=10, since=date(2024, 3, 5), until=date(2024, 3, 15))
+    assert outlets_of(found) == ["Outlet B", "Outlet D"]  # the undated report is kept, after the dated one
+    assert found[0].date == "2024-03-10" and found[1].date is None
+
+
+def test_time_words_prefer_their_window_and_latest_prefers_the_newest(dated_index: Path) -> None:
+    retriever = get_retriever(dated_index)
+    as_of = date(2024, 3, 21)
+    assert outlets_of(retriever.search(f"{TRUCKS[:-1]} this week?", k=1, as_of=as_of)) == ["Outlet C"]
+    assert outlets_of(retriever.search(f"{TRUCKS[:-1]} on 1 March?", k=1, as_of=as_of)) == ["Outlet A"]
+    assert outlets_of(retriever.search(f"What is the latest: {TRUCKS}", k=1, as_of=as_of)) == ["Outlet C"]
+    # A soft window: what lies outside it is still found, after what lies inside.
+    assert len(retriever.search(f"{TRUCKS[:-1]} this week?", k=10, as_of=as_of)) == 4
+
+
+def test_time_words_with_no_article_in_their_window_are_searched_as_written(dated_index: Path) -> None:
+    retriever = get_retriever(dated_index)
+    q = retriever.analyse(f"{TRUCKS[:-1]} this week?", as_of=date(2025, 6, 1))
+    assert not q.time.has_window and "none in the index" in q.window_label
+    assert q.text == f"{TRUCKS[:-1]} this week?"
+    assert len(retriever.search_query(q, k=10)) == 4
+
+
+def test_feedback_finds_an_article_through_the_words_of_the_best_ones(
+    tmp_path: Path, write_article: Callable[..., Path]
+) -> None:
+    """Pseudo-relevance feedback: the report that never says "drone strike" is found through the
+    names the best match gives ("Zawahiri", "Kabul"); without feedback BM25 cannot reach it."""
+    texts = {
+        "a": "A US drone strike in Kabul killed the terrorist leader Ayman al-Zawahiri. Zawahiri led al Qaeda.",
+        "b": "Zawahiri's death leaves al Qaeda without a leader. Zawahiri had hidden in Kabul for a year.",
+        "c": "Farmers now use a drone to spray their crops.",
+        "d": "Port workers went on strike for better pay.",
+        "e": "The storm killed two people in the north.",
+    }
+    for name, body in texts.items():
+        write_article(tmp_path / "src" / f"{name}.txt", body, title=f"Report {name}", outlet=f"Outlet {name}")
+    stored = build(tmp_path / "src", tmp_path / "idx").stored
+    lexical = RetrieveSettings(dense_weight=0.0, sentence_weight=0.0, prf_min_chunks=0, prf_docs=1)
+    question = "Which terrorist was killed by a drone strike?"
+    without = Retriever(stored, HashEmbedder(), replace(lexical, prf_weight=0.0)).search(question, k=10)
+    found = Retriever(stored, HashEmbedder(), lexical).search(question, k=10)
+
+    def score_of_b(passages: list) -> float:  # type: ignore[type-arg]
+        return max((p.score for p in passages if p.outlet == "Outlet b"), default=0.0)
+
+    assert score_of_b(without) == 0.0  # no word of the question: BM25 does not rank it
+    assert score_of_b(found) > 0.0 and outlets_of(found)[0] == "Outlet a"
+    # Below prf_min_chunks (a handful of articles, all on one story) there is no feedback.
+    small = Retriever(stored, HashEmbedder(), replace(lexical, prf_min_chunks=1000)).search(question, k=10)
+    assert score_of_b(small) == 0.0

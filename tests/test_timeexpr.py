@@ -227,3 +227,17 @@ def test_any_question_resolves_with_ordered_spans_inside_it(question: str) -> No
         assert ends[-1] <= span.start < span.end <= len(question)
         ends.append(span.end)
     assert scope.label or not scope.has_window
+
+
+@pytest.mark.parametrize(
+    ("question", "since", "until"),
+    [
+        ("What happened in the past 48 hours?", "2024-04-01", "2024-04-03"),
+        ("What was hit over the past 3 hours?", "2024-04-02", "2024-04-03"),
+        ("What happened last night in Rafah?", "2024-04-02", "2024-04-03"),
+        ("Were there strikes overnight?", "2024-04-02", "2024-04-03"),
+    ],
+)
+def test_hours_and_last_night(question: str, since: str, until: str) -> None:
+    scope = resolve_time(question, date(2024, 4, 3))
+    assert (scope.since, scope.until) == (date.fromisoformat(since), date.fromisoformat(until))

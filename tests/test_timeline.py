@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from rag.timeline import TimelineEntry, order_timeline
+from rag.timeline import TimelineEntry, order_timeline, timeline, timeline_markdown
 from rag.types import Quote
 
 
@@ -42,3 +42,24 @@ def test_dates_stored_before_normalising_still_sort_by_day() -> None:
     early = entry("CNN", "D:20240331120000Z")
     assert order_timeline([late, early]) == (early, late)
     assert order_timeline([]) == ()
+
+
+def test_an_answers_quotes_as_a_timeline() -> None:
+    quotes = [
+        Quote("Some 3,000 fighters.", "JNS", "t", "s", 0, 1, date="2024-04-01"),
+        Quote("Between 4,000 and 8,000.", "All Israel News", "t", "s", 0, 1, date="2024-03-30"),
+        Quote("About 5,000.", "The Post", "t", "s", 0, 1),
+    ]
+    entries = timeline(quotes)
+    assert [e.quote.outlet for e in entries] == ["All Israel News", "JNS", "The Post"]
+    text = timeline_markdown(entries)
+    assert text.splitlines() == [
+        "**30 Mar 2024**",
+        "- All Israel News: “Between 4,000 and 8,000.”",
+        "",
+        "**1 Apr 2024**",
+        "- JNS: “Some 3,000 fighters.”",
+        "",
+        "**Undated**",
+        "- The Post: “About 5,000.”",
+    ]

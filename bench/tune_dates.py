@@ -1,0 +1,124 @@
+"""Choose the date settings (issue 11) by week-fold cross-validation on RealTime QA, report held-out weeks.
+
+    python bench/tune_dates.py [--rtqa /tmp/rtqa] [--json FILE]
+
+Each question is asked on its own `question_date` (as_of). The settings searched are the soft
+window's `window_miss` and the recency prior's `recency_weight` / `recency_days` (rag/retrieve.py
+RetrieveSettings). Each week is held out in turn: the setting with the best mean MRR@10 (then
+hits@10) on the other weeks is scored on it. Reported: the held-out figures of the chosen settings,
+the shipped defaults on all questions, and BM25 given the same dates (same windows and priors,
+dense and sentence stage off), and both without as_of; and the share of questions whose answer
+quotes the right choice, with and without as_of (bench/answer_baseline.py --as-of [--window] is
+the BM25-window baseline for it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import sys
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from rag.answer import answer_question  # noqa: E402
+from rag.evaluate import MODES, norm, read_questions  # noqa: E402
+from rag.query import Query  # noqa: E402
+from rag.retrieve import Retriever, RetrieveSettings, get_retriever  # noqa: E402
+from rag.timeexpr import parse_date  # noqa: E402
+
+GRID = {
+    "window_miss": (0.1, 0.3, 0.5),
+    "recency_weight": (0.0, 0.1, 0.3, 0.5, 0.7),
+    "recency_days": (7.0, 14.0, 30.0),
+}
+
+
+def ranks(retriever: Retriever, queries: list[Query], gold: list[set[str]]) -> list[int | None]:
+    out: list[int | None] = []
+    for q, urls in zip(queries, gold, strict=True):
+        passages = retriever.search_query(q, k=10)
+        out.append(next((i for i, p in enumerate(passages) if p.url in urls), None))
+    return out
+
+
+def metrics(found: list[int | None]) -> dict[str, float]:
+    n = len(found) or 1
+    return {
+        "hits@5": round(sum(r is not None and r < 5 for r in found) / n, 3),
+        "hits@10": round(sum(r is not None for r in found) / n, 3),
+        "mrr@10": round(sum(1.0 / (r + 1) for r in found if r is not None) / n, 3),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--rtqa", type=Path, default=Path("/tmp/rtqa"))
+    ap.add_argument("--json", type=Path)
+    args = ap.parse_args()
+    rows = read_questions(args.rtqa / "queries.jsonl")
+    base = get_retriever(args.rtqa / "index")
+    gold = [{g["url"] for g in r["gold"] if g.get("url")} for r in rows]
+    weeks = [r["id"].rsplit("_", 1)[0] for r in rows]
+    dated = [base.analyse(r["question"], as_of=parse_date(r["question_date"])) for r in rows]
+    undated = [base.analyse(r["question"]) for r in rows]
+
+    def run(settings: RetrieveSettings, queries: list[Query]) -> list[int | None]:
+        return ranks(Retriever(base.stored, base.embedder, settings), queries, gold)
+
+    configs = [dict(zip(GRID, values, strict=True)) for values in itertools.product(*GRID.values())]
+    table: list[list[int | None]] = []
+    for i, config in enumerate(configs):
+        table.append(run(replace(base.settings, **config), dated))
+        print(f"{i + 1}/{len(configs)} {config} {metrics(table[-1])}", file=sys.stderr, flush=True)
+
+    held_out: list[int | None] = [None] * len(rows)
+    chosen: dict[str, dict[str, float]] = {}
+    for week in sorted(set(weeks)):
+        train = [i for i, w in enumerate(weeks) if w != week]
+
+        def score(c: int, train: list[int] = train) -> tuple[float, float]:
+            m = metrics([table[c][i] for i in train])
+            return m["mrr@10"], m["hits@10"]
+
+        best = max(range(len(configs)), key=score)
+        chosen[week] = configs[best]
+        for i, w in enumerate(weeks):
+            if w == week:
+                held_out[i] = table[best][i]
+
+    defaults = RetrieveSettings()
+    bm25 = replace(defaults, **MODES["bm25"])
+
+    def answered(queries: list[Query]) -> float:
+        """Share of questions whose answer's quotes hold the right choice (rag/evaluate.py's answer_match)."""
+        retriever = Retriever(base.stored, base.embedder, defaults)
+        hits = 0
+        for q, row in zip(queries, rows, strict=True):
+            target = norm(str(row.get("answer", "")).strip("“”\"' "))
+            quoted = " ".join(norm(x.text) for x in answer_question(retriever, q).quotes)
+            hits += bool(target) and target in quoted
+        return round(hits / len(rows), 3)
+
+    report: dict[str, Any] = {
+        "questions": len(rows),
+        "weeks": len(set(weeks)),
+        "cross_validated_held_out": metrics(held_out),
+        "chosen_per_week": chosen,
+        "defaults_as_of": metrics(run(defaults, dated)),
+        "bm25_as_of": metrics(run(bm25, dated)),
+        "defaults_no_as_of": metrics(run(defaults, undated)),
+        "bm25_no_as_of": metrics(run(bm25, undated)),
+        "answer_match_as_of": answered(dated),
+        "answer_match_no_as_of": answered(undated),
+    }
+    print(json.dumps(report, indent=1))
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -8,11 +8,11 @@ into one segment by `compact_index`, as `rag index --compact` does (its time and
 
 The measurement runs in a fresh process: load_index (checksums verified, as rag.retrieve does),
 a Retriever with a query embedder (the ONNX copy of all-MiniLM-L6-v2 that /tmp/rtqa/index keeps,
-or --embedder hash: no model), then `Retriever.search(question, k=5)` over --questions questions
-generated from random chunks of the index (about 19 words, 10 of them taken from the chunk):
-p50/p95 of the whole search, and of its parts on the same questions (embedding, dense top 60,
-BM25 top 60); the same with an outlet filter and with a one-month date filter; RSS after load,
-after the questions, and the peak.
+or --embedder hash: no model), then what `Retriever.search(question, k=5)` does, over --questions
+questions generated from random chunks of the index (about 19 words, 10 of them taken from the
+chunk): p50/p95 of the whole, of its two steps (analyse: the question embedded; search_query: the
+rest), and of a dense top 60 and a BM25 top 60 alone; search_query with one outlet of 40, and
+with a one-month since/until; RSS after load, after the questions, and the peak.
 
     python bench/million.py [--dir /tmp/million] [--chunks 1000000] [--questions 200] [--compact]
 
@@ -22,6 +22,7 @@ Prints a markdown table and writes JSON to DIR/result.json.
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import os
 import resource
@@ -41,7 +42,7 @@ from synthetic import DIM, Generator, question_from  # noqa: E402
 
 from rag.index import HNSW_MIN_CHUNKS, compact_index  # noqa: E402
 from rag.segments import SegmentStore  # noqa: E402
-from rag.store import MANIFEST, Filter, load_index, read_manifest  # noqa: E402
+from rag.store import MANIFEST, load_index, read_manifest  # noqa: E402
 
 CHUNKS_PER_ARTICLE = 20
 BATCH_ARTICLES = 12_500  # 250k chunks per segment: above HNSW_MIN_CHUNKS, as a large build leaves it
@@ -120,44 +121,43 @@ def measure(index_dir: Path, n_questions: int, embedder_kind: str) -> dict[str, 
         doc_id = doc_ids[int(rng.integers(0, len(doc_ids)))]
         index = int(rng.integers(0, store.info(doc_id).chunks))
         questions.append(question_from(store.chunk(f"{doc_id}:{index}").text, rng))
-    for q in questions[:5]:  # warm-up: first-call costs (ONNX session, masks) are not per question
-        retriever.search(q, k=5)
+    for text in questions[:5]:  # warm-up: first-call costs (ONNX session) are not per question
+        retriever.search(text, k=5)
     questions = questions[5:]
-    whole, embed, dense, lexical = [], [], [], []
+    whole, embed, rest, dense, lexical = [], [], [], [], []
     hits = 0
-    for q in questions:
+    for text in questions:
         t0 = time.perf_counter()
-        passages = retriever.search(q, k=5)
-        whole.append((time.perf_counter() - t0) * 1000)
+        q = retriever.analyse(text)  # what Retriever.search does: analyse (embed), then search_query
+        t1 = time.perf_counter()
+        passages = retriever.search_query(q, 5)
+        t2 = time.perf_counter()
         hits += bool(passages)
-        t0 = time.perf_counter()
-        analysed = retriever.analyse(q)
-        t1 = time.perf_counter()
-        store.dense_search(analysed.vector, 60)
-        t2 = time.perf_counter()
-        store.lexical_search(analysed.terms, 60)
+        store.dense_search(q.vector, 60)
         t3 = time.perf_counter()
-        embed.append((t1 - t0) * 1000)
-        dense.append((t2 - t1) * 1000)
-        lexical.append((t3 - t2) * 1000)
+        store._last_bm25 = None  # the search has just scored these terms: time the scoring itself
+        store.lexical_search(q.terms, 60)
+        t4 = time.perf_counter()
+        parts = (t2 - t0, t1 - t0, t2 - t1, t3 - t2, t4 - t3)
+        for out, seconds in zip((whole, embed, rest, dense, lexical), parts, strict=True):
+            out.append(seconds * 1000)
     rss_questions = process.memory_info().rss
-    outlet_ms = []
-    for i, q in enumerate(questions[:50]):
+    outlet_ms, month_ms = [], []
+    for i, text in enumerate(questions[:50]):
+        q = retriever.analyse(text, outlets=[store.outlets[i % len(store.outlets)]])
         t0 = time.perf_counter()
-        retriever.search(q, k=5, outlets=[store.outlets[i % len(store.outlets)]])
+        retriever.search_query(q, 5)
         outlet_ms.append((time.perf_counter() - t0) * 1000)
-    month_dense, month_lexical = [], []
-    for i, q in enumerate(questions[:50]):
-        month = f"20{19 + i % 5}-{1 + i % 12:02d}"
-        where = Filter(since=month, until=month)
-        analysed = retriever.analyse(q)
+        first = dt.date(2019 + i % 5, 1 + i % 12, 1)
+        last = (first + dt.timedelta(days=31)).replace(day=1) - dt.timedelta(days=1)
+        q = retriever.analyse(text, since=first, until=last)
         t0 = time.perf_counter()
-        store.dense_search(analysed.vector, 60, where)
-        t1 = time.perf_counter()
-        store.lexical_search(analysed.terms, 60, where)
-        t2 = time.perf_counter()
-        month_dense.append((t1 - t0) * 1000)
-        month_lexical.append((t2 - t1) * 1000)
+        retriever.search_query(q, 5)
+        month_ms.append((time.perf_counter() - t0) * 1000)
+    rollup = {}
+    for line in Path("/proc/self/smaps_rollup").read_text().splitlines()[1:]:
+        key, _, value = line.partition(":")
+        rollup[key] = round(int(value.split()[0]) / 1024)
     full = process.memory_full_info()
     import rag
 
@@ -172,17 +172,18 @@ def measure(index_dir: Path, n_questions: int, embedder_kind: str) -> dict[str, 
         "load_s": round(load_s, 1),
         "search": percentiles(whole),
         "embed": percentiles(embed),
+        "search_query": percentiles(rest),
         "dense_top60": percentiles(dense),
         "bm25_top60": percentiles(lexical),
-        "search_one_outlet": percentiles(outlet_ms),
-        "dense_top60_one_month": percentiles(month_dense),
-        "bm25_top60_one_month": percentiles(month_lexical),
+        "search_query_one_outlet": percentiles(outlet_ms),
+        "search_query_one_month": percentiles(month_ms),
         "rss_start_mb": round(rss0 / 2**20),
         "rss_with_model_mb": round(rss_model / 2**20),
         "rss_after_load_mb": round(rss_load / 2**20),
         "rss_after_questions_mb": round(rss_questions / 2**20),
         "rss_end_mb": round(full.rss / 2**20),
         "uss_end_mb": round(full.uss / 2**20),
+        "anonymous_end_mb": rollup.get("Anonymous"),
         "peak_rss_mb": peak_rss_mb(),
         "load_average": [round(x, 2) for x in os.getloadavg()],
     }
@@ -197,22 +198,23 @@ def in_fresh_process(args: list[str], rag_from: Path | None = None) -> dict[str,
 
 
 def table(label: str, r: dict[str, Any]) -> list[str]:
+    def pp(key: str) -> str:
+        return f"{r[key]['p50_ms']} / {r[key]['p95_ms']} ms"
+
     return [
         f"| {label}: {r['chunks']:,} chunks, {r['articles']:,} articles, {len(r['segments'])} segment(s) | |",
         f"| load (checksums verified) | {r['load_s']} s |",
-        f"| `Retriever.search` p50 / p95 ({r['questions']} questions, {r['embedder']}) "
-        f"| {r['search']['p50_ms']} / {r['search']['p95_ms']} ms |",
-        f"| of which: embedding p50 | {r['embed']['p50_ms']} ms |",
-        f"| of which: dense top 60 p50 / p95 | {r['dense_top60']['p50_ms']} / {r['dense_top60']['p95_ms']} ms |",
-        f"| of which: BM25 top 60 p50 / p95 | {r['bm25_top60']['p50_ms']} / {r['bm25_top60']['p95_ms']} ms |",
-        f"| search, one outlet of 40, p50 / p95 | {r['search_one_outlet']['p50_ms']} / "
-        f"{r['search_one_outlet']['p95_ms']} ms |",
-        f"| dense top 60, one month, p50 / p95 | {r['dense_top60_one_month']['p50_ms']} / "
-        f"{r['dense_top60_one_month']['p95_ms']} ms |",
-        f"| BM25 top 60, one month, p50 / p95 | {r['bm25_top60_one_month']['p50_ms']} / "
-        f"{r['bm25_top60_one_month']['p95_ms']} ms |",
+        f"| `Retriever.search` p50 / p95 ({r['questions']} questions, {r['embedder']}) | {pp('search')} |",
+        f"| of which: the question embedded (analyse) | {pp('embed')} |",
+        f"| of which: the rest (search_query) | {pp('search_query')} |",
+        f"| dense top 60 alone | {pp('dense_top60')} |",
+        f"| BM25 top 60 alone | {pp('bm25_top60')} |",
+        f"| search_query, one outlet of 40 | {pp('search_query_one_outlet')} |",
+        f"| search_query, one month (since/until) | {pp('search_query_one_month')} |",
         f"| RSS: model / after load / after questions / peak | {r['rss_with_model_mb']:,} / "
         f"{r['rss_after_load_mb']:,} / {r['rss_after_questions_mb']:,} / {r['peak_rss_mb']:,} MB |",
+        f"| RSS at the end: anonymous / pages of mapped files | {r['anonymous_end_mb']:,} / "
+        f"{r['rss_end_mb'] - r['anonymous_end_mb']:,} MB |",
         f"| load average during the run | {' '.join(map(str, r['load_average']))} |",
     ]
 

@@ -17,6 +17,7 @@ is read from documents.jsonl when a passage needs it (a few hundred articles cac
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import shutil
@@ -134,6 +135,37 @@ class Segment:
                 if self._terms is None:
                     self._terms = TermCounts.load(self.directory / "terms")
         return self._terms
+
+    @functools.cached_property
+    def doc_of_row(self) -> np.ndarray:
+        """Each row's article ordinal."""
+        return np.ascontiguousarray(self.table[:, 0])
+
+    @functools.cached_property
+    def _outlets_and_dates(self) -> tuple[list[str], np.ndarray, np.ndarray]:
+        """outlet_key forms, each article's index into them, and each article's date ("" if none)."""
+        keys: dict[str, int] = {}
+        codes = np.array([keys.setdefault(outlet_key(d.outlet), len(keys)) for d in self.docs], np.int64)
+        dates = np.array([d.date for d in self.docs], dtype=str)
+        return list(keys), codes, dates
+
+    def docs_matching(self, where: Filter) -> np.ndarray:
+        """Which articles (bool per ordinal) `where` lets through: from one of its outlets, and dated
+        within [since, until] (ISO prefixes compared as such), or undated when `where.undated` or
+        there are no bounds. Vectorised: a Python test per article took 0.6 s at 50k articles."""
+        keys, codes, dates = self._outlets_and_dates
+        ok = np.ones(len(self.docs), bool)
+        if where.outlets is not None:
+            ok &= np.array([k in where.outlets for k in keys], bool)[codes] if keys else ok
+        if where.since is not None or where.until is not None:
+            dated = dates != ""
+            inside = dated.copy()
+            if where.since is not None:  # a date truncated to the bound's length, as a prefix
+                inside &= dates.astype(f"U{len(where.since)}") >= where.since
+            if where.until is not None:
+                inside &= dates.astype(f"U{len(where.until)}") <= where.until
+            ok &= inside | (~dated & where.undated)
+        return ok
 
     @contextlib.contextmanager
     def _damaged(self) -> Iterator[None]:
@@ -560,8 +592,7 @@ class SegmentStore:
                 continue
             mask = live.copy()
             if where is not None:
-                wanted = np.array([_matches(d, where) for d in segment.docs], bool)
-                mask &= wanted[np.asarray(segment.table[:, 0])] if segment.size else mask
+                mask &= segment.docs_matching(where)[segment.doc_of_row]
             bits = np.packbits(mask, bitorder="little")
             selector = faiss.IDSelectorBitmap(segment.size, faiss.swig_ptr(bits))
             out.append((mask, selector, bits))  # the selector points into `bits`: kept alive together
@@ -777,16 +808,6 @@ def _top(values: np.ndarray, rows: np.ndarray, k: int) -> np.ndarray:
     picked = values[rows]
     kth = np.partition(picked, len(picked) - k)[len(picked) - k]
     return rows[picked >= kth]
-
-
-def _matches(doc: DocEntry, where: Filter) -> bool:
-    if where.outlets is not None and outlet_key(doc.outlet) not in where.outlets:
-        return False
-    if not doc.date:
-        return where.undated or (where.since is None and where.until is None)
-    if where.since is not None and doc.date[: len(where.since)] < where.since:
-        return False
-    return not (where.until is not None and doc.date[: len(where.until)] > where.until)
 
 
 def remove_unused(index_dir: Path, keep: set[str]) -> None:

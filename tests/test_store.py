@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import faiss
@@ -422,6 +423,28 @@ def test_dense_search_merges_segments_honours_filters_and_tombstones(tmp_path: P
     store.apply(None, ["y2"], settings={}, stats={}, hnsw_min_chunks=10**9, merge=False)
     store = load_index(tmp_path / "ix")
     assert [cid for cid, _ in store.dense_search(query, 6)] == [c for c in expected if not c.startswith("y2")]
+
+
+def test_filters_by_outlet_and_by_date_prefix_and_undated_articles_as_asked(tmp_path: Path) -> None:
+    dates = {"x1": "2022-06-15", "x2": "2022-06-30T23:00:00", "y1": "2022-07-01", "y2": "2021-12-31", "y3": ""}
+    rng = np.random.default_rng(9)
+    new = _store_of(tmp_path, {doc_id: ["quay"] for doc_id in dates}, rng)
+    new = replace(new, documents=[replace(d, date=dates[d.doc_id]) for d in new.documents])
+    store = SegmentStore.empty(tmp_path / "ix", "fake:8", 8)
+    store.apply(new, (), settings={}, stats={}, hnsw_min_chunks=10**9, merge=False)
+    store = load_index(tmp_path / "ix")
+    cases = [
+        (Filter(since="2022-06", until="2022-06"), {"x1", "x2", "y3"}),
+        (Filter(since="2022-06", until="2022-06", undated=False), {"x1", "x2"}),
+        (Filter(since="2022-06-30"), {"x2", "y1", "y3"}),
+        (Filter(until="2021", undated=False), {"y2"}),
+        (Filter(outlets=frozenset({outlet_key("Outlet y")}), since="2022"), {"y1", "y3"}),
+        (Filter(outlets=frozenset({outlet_key("Outlet y")}), undated=False), {"y1", "y2", "y3"}),
+    ]
+    for where, expected in cases:
+        dense = {cid.split(":")[0] for cid, _ in store.dense_search(rng.normal(size=8).astype(np.float32), 9, where)}
+        lexical = {cid.split(":")[0] for cid, _ in store.lexical_search(["quay"], 9, where)}
+        assert dense == lexical == expected, where
 
 
 def test_build_lock_is_exclusive(index_dir: Path) -> None:

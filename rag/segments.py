@@ -31,7 +31,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from rag.bm25 import TermCounts, bm25_scores
+from rag.bm25 import TermCounts, bm25_scores, mapped
 from rag.errors import IndexMismatchError, IndexMissingError
 from rag.outlets import outlet_key
 from rag.store import (
@@ -96,12 +96,12 @@ class Segment:
         self.name = directory.name
         self.faiss_type, self.docs = read_listing(directory)
         self.by_doc = {d.doc_id: i for i, d in enumerate(self.docs)}
-        self.table = np.load(directory / "chunk-table.npy", allow_pickle=False, mmap_mode="r")
-        self.vectors = np.load(directory / "vectors.npy", allow_pickle=False, mmap_mode="r")
-        self.sentence_spans = np.load(directory / "sentence-spans.npy", allow_pickle=False, mmap_mode="r")
-        self.sentence_vectors = np.load(directory / "sentence-vectors.npy", allow_pickle=False, mmap_mode="r")
+        self.table = mapped(directory / "chunk-table.npy")
+        self.vectors = mapped(directory / "vectors.npy")
+        self.sentence_spans = mapped(directory / "sentence-spans.npy")
+        self.sentence_vectors = mapped(directory / "sentence-vectors.npy")
         self.size = int(self.table.shape[0])
-        lengths = np.load(directory / "terms" / "lengths.npy", allow_pickle=False, mmap_mode="r")
+        lengths = mapped(directory / "terms" / "lengths.npy")
         if not (self.vectors.shape[0] == len(lengths) == self.size):
             raise ValueError(f"segment {self.name} has rows that do not line up")
         self._dense: Any = None
@@ -562,11 +562,17 @@ class SegmentStore:
 
     def document_frequencies(self, terms: Sequence[str]) -> np.ndarray:
         out = np.zeros(len(terms), np.int64)
-        for segment, live in zip(self._segments, self._live, strict=True):
-            for i, term in enumerate(terms):
-                rows, _ = segment.terms.postings(term)
-                if len(rows):
-                    out[i] += int(live[rows].sum())
+        for segment, live, count in zip(self._segments, self._live, self._live_count, strict=True):
+            vocab = segment.terms.vocab
+            columns = np.array([vocab.get(t, -1) for t in terms], np.int64)
+            known = np.flatnonzero(columns >= 0)
+            if count == segment.size:  # no tombstone: the length of its postings (400 terms at 1M: 52 -> 1 ms)
+                indptr = segment.terms.indptr
+                out[known] += indptr[columns[known] + 1] - indptr[columns[known]]
+                continue
+            for i in known.tolist():
+                rows, _ = segment.terms.postings(terms[i])
+                out[i] += int(live[rows].sum())
         return out
 
     def _bm25(self, terms: Sequence[str]) -> list[np.ndarray] | None:

@@ -392,10 +392,15 @@ def test_bm25_across_segments_equals_one_index_over_the_live_chunks(tmp_path: Pa
         np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
         top = store.lexical_search(terms, 5)
         assert [s for _, s in top] == pytest.approx(sorted(expected, reverse=True)[:5], rel=1e-5)
+    # Document frequencies count live chunks only (tombstoned ones here; none after compaction).
+    asked = [*tokenize("harbour tide pier"), "nowhere"]
+    frequencies = [sum(term in tokenize(text) for _, text in live) for term in asked]
+    assert store.document_frequencies(asked).tolist() == frequencies
     # Compaction keeps the scores: term counts are merged, not recomputed.
     store.compact(hnsw_min_chunks=10**9)
     merged = load_index(tmp_path / "ix")
     assert len(merged.manifest.segments) == 1 and sorted(merged.chunk_ids()) == sorted(c for c, _ in live)
+    assert merged.document_frequencies(asked).tolist() == frequencies
     terms = tokenize("harbour ferry")
     np.testing.assert_allclose(
         merged.lexical_scores(terms, [c for c, _ in live]), store.lexical_scores(terms, [c for c, _ in live]), rtol=1e-6

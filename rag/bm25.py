@@ -111,34 +111,54 @@ class TermCounts:
     @classmethod
     def load(cls, directory: Path) -> TermCounts:
         vocab = json.loads((directory / "vocab.json").read_text(encoding="utf-8"))
-        arrays = {
-            n: np.load(directory / f"{n}.npy", allow_pickle=False, mmap_mode="r")
-            for n in ("indptr", "rows", "counts", "lengths")
-        }
+        arrays = {n: mapped(directory / f"{n}.npy") for n in ("indptr", "rows", "counts", "lengths")}
         return cls(dict(vocab), **arrays)
+
+
+def mapped(path: Path) -> np.ndarray:
+    """A .npy file memory-mapped, as a plain ndarray: slicing a np.memmap costs microseconds of Python
+    per slice, thousands of slices a question on a large index."""
+    return np.asarray(np.load(path, allow_pickle=False, mmap_mode="r"))
 
 
 def bm25_scores(parts: Sequence[tuple[TermCounts, np.ndarray]], terms: Sequence[str]) -> list[np.ndarray] | None:
     """Per part (term counts, live mask), the BM25 score of every row, with document frequencies,
     chunk count and average length taken over the live rows of all parts; dead rows score 0.
     None when no term occurs in a live row."""
-    n_live = sum(int(live.sum()) for _, live in parts)
+    counts = [int(live.sum()) for _, live in parts]
+    n_live = sum(counts)
     if not n_live:
         return None
-    average = float(sum(float(np.asarray(tc.lengths, np.float64)[live].sum()) for tc, live in parts)) / n_live
+    # A part without dead rows (the usual case) needs no masking: at a million rows, masking cost
+    # more than the scoring. Lengths are whole numbers: their float64 sum is exact in any order.
+    whole = [n == len(live) for n, (_, live) in zip(counts, parts, strict=True)]
+    lengths = [np.asarray(tc.lengths) for tc, _ in parts]
+    average = (
+        sum(
+            float(np.sum(length, dtype=np.float64) if all_live else np.sum(length[live], dtype=np.float64))
+            for length, all_live, (_, live) in zip(lengths, whole, parts, strict=True)
+        )
+        / n_live
+    )
     scores = [np.zeros(len(live), np.float32) for _, live in parts]
     found = False
     for term in dict.fromkeys(terms):
         postings = [tc.postings(term) for tc, _ in parts]
-        df = sum(int(live[rows].sum()) for (rows, _), (_, live) in zip(postings, parts, strict=True))
+        df = sum(
+            len(rows) if all_live else int(live[rows].sum())
+            for (rows, _), all_live, (_, live) in zip(postings, whole, parts, strict=True)
+        )
         if not df:
             continue
         found = True
         idf = math.log(1 + (n_live - df + 0.5) / (df + 0.5))
-        for (rows, tf), (tc, _), out in zip(postings, parts, scores, strict=True):
+        for (rows, tf), length, out in zip(postings, lengths, scores, strict=True):
             if len(rows):
-                norm = K1 * ((1 - B) + B * np.asarray(tc.lengths)[rows] / average)
+                norm = K1 * ((1 - B) + B * length[rows] / average)
                 out[rows] += (idf * (tf / (norm + tf))).astype(np.float32)
     if not found:
         return None
-    return [np.where(live, s, 0.0).astype(np.float32) for s, (_, live) in zip(scores, parts, strict=True)]
+    return [
+        s if all_live else np.where(live, s, 0.0).astype(np.float32)
+        for s, all_live, (_, live) in zip(scores, whole, parts, strict=True)
+    ]

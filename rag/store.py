@@ -6,8 +6,8 @@ article gives the same ids in every build, before and after compaction. The defa
 rag.segments.SegmentStore, keeps FAISS and BM25 term counts in immutable segments:
 
     index/
-      manifest.json        format version, model, dimension, settings, live documents, segments
-                           (their files' checksums and their tombstones), retired segments
+      manifest.json        format version, model, dimension, settings, segments (their files'
+                           checksums and their tombstones), retired segments
       seg-<n>/             one segment, written once by the build that added its articles:
         documents.jsonl      one article per line: metadata and the text every offset points into
         chunks.jsonl         one chunk per line: doc_id, index, offsets, page, text (for reading)
@@ -18,6 +18,10 @@ rag.segments.SegmentStore, keeps FAISS and BM25 term counts in immutable segment
         sentence-spans.npy   int64 [sentences x 2]: each article's sentence offsets, in article order
         sentence-vectors.npy float16 [sentences x dimension]: embedded at build time
         meta.json            the segment's articles: metadata and where their rows and bytes are
+
+The live articles are those the segments list less their tombstones: the manifest does not list
+them (it did up to format 3, which is still read), so a commit writes a manifest whose size does
+not grow with the archive and adding one article costs the same at any size (bench/append.py).
 
 A build writes a new segment beside the committed ones, fsyncs it, then replaces manifest.json
 in one rename: a reader sees the old index or the new one, never half of each, and a build
@@ -37,7 +41,7 @@ import hashlib
 import json
 import os
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -47,7 +51,10 @@ from rag.errors import IndexBusyError, IndexMismatchError, IndexMissingError
 from rag.locks import file_lock
 from rag.types import Chunk, Document
 
-FORMAT_VERSION = 3  # 3: segments; 2: whole-file text with body_start, sentences (rag/legacy.py reads 1 and 2)
+# 4: articles listed by their segments only; 3: also by the manifest (read still); 2: whole-file text with
+# body_start, sentences; 1: the first (rag/legacy.py reads 1 and 2)
+FORMAT_VERSION = 4
+READABLE_FORMATS = (3, 4)
 MANIFEST = "manifest.json"
 LOCK = ".lock"
 
@@ -59,7 +66,9 @@ class Manifest:
     model: str
     dimension: int
     settings: dict[str, Any]
-    documents: dict[str, dict[str, Any]]  # doc_id -> {segment, source, outlet, title, date, chunks}
+    # doc_id -> {segment, source, outlet, title, date, chunks}: the live articles, from the segments'
+    # listings less their tombstones (written in the manifest itself up to format 3)
+    documents: dict[str, dict[str, Any]]
     segments: tuple[dict[str, Any], ...] = ()  # {name, documents, chunks, faiss, deleted: [doc_id], files}
     retired: tuple[str, ...] = ()  # segments of the previous generation only, removed by the next commit
     faiss_type: str = "flat"
@@ -72,7 +81,7 @@ class Manifest:
         return {f"{s['name']}/{name}": digest for s in self.segments for name, digest in s["files"].items()}
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        data = {
             "format_version": self.format_version,
             "generation": self.generation,
             "model": self.model,
@@ -83,8 +92,10 @@ class Manifest:
             "stats": self.stats,
             "segments": list(self.segments),
             "retired": list(self.retired),
-            "documents": self.documents,
         }
+        if self.format_version <= 3:
+            data["documents"] = self.documents
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Manifest:
@@ -94,7 +105,7 @@ class Manifest:
             model=str(data["model"]),
             dimension=int(data["dimension"]),
             settings=dict(data["settings"]),
-            documents=dict(data["documents"]),
+            documents=dict(data.get("documents", {})),
             segments=tuple(dict(s) for s in data.get("segments", ())),
             retired=tuple(str(s) for s in data.get("retired", ())),
             faiss_type=str(data.get("faiss_type", "flat")),
@@ -276,9 +287,11 @@ def rebuild_hint(index_dir: Path) -> str:
     return f"rebuild it with `rag index --rebuild --index-dir {index_dir}`"
 
 
-def read_manifest(index_dir: Path, any_format: bool = False) -> Manifest:
+def read_manifest(index_dir: Path, any_format: bool = False, articles: bool = True) -> Manifest:
     """The committed manifest. `any_format` also reads one of an older format (its settings and
-    sources, for the build that updates it; rag/legacy.py reads the rest)."""
+    sources, for the build that updates it; rag/legacy.py reads the rest). From format 4 the live
+    articles are read from the segments' listings; with `articles=False` they are left out (the
+    store, which opens the segments anyway, fills them in)."""
     path = Path(index_dir) / MANIFEST
     if not path.exists():
         raise IndexMissingError(f"no index in {index_dir}; build one with `rag index corpus --index-dir {index_dir}`")
@@ -287,19 +300,23 @@ def read_manifest(index_dir: Path, any_format: bool = False) -> Manifest:
         version = int(data["format_version"])
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise IndexMismatchError(f"index manifest in {index_dir} is unreadable; {rebuild_hint(index_dir)}") from exc
-    if version != FORMAT_VERSION and not any_format:
+    if version not in READABLE_FORMATS and not any_format:
         how = (
             f"update it with `rag index --index-dir {index_dir}` (texts already embedded are not embedded again)"
             if version < FORMAT_VERSION
             else rebuild_hint(index_dir)
         )
-        raise IndexMismatchError(
-            f"index in {index_dir} has format {version}, this version reads {FORMAT_VERSION}; {how}"
-        )
+        readable = " and ".join(map(str, READABLE_FORMATS))
+        raise IndexMismatchError(f"index in {index_dir} has format {version}, this version reads {readable}; {how}")
     try:
-        return Manifest.from_json(data)
+        manifest = Manifest.from_json(data)
     except (ValueError, KeyError, TypeError) as exc:
         raise IndexMismatchError(f"index manifest in {index_dir} is unreadable; {rebuild_hint(index_dir)}") from exc
+    if articles and version >= 4:
+        from rag.segments import live_articles
+
+        manifest = replace(manifest, documents=live_articles(Path(index_dir), manifest.segments))
+    return manifest
 
 
 def write_manifest(index_dir: Path, manifest: Manifest) -> None:
@@ -400,11 +417,12 @@ def store_of(settings: Mapping[str, Any]) -> tuple[str, str | None]:
 def load_index(index_dir: Path, verify: bool = True, any_format: bool = False) -> Store:
     """Open the committed index, in the store its manifest names. With `verify`, every file's
     checksum is checked (truncated or edited files); without, only that each file is there with
-    its recorded size. `any_format` also opens a segmented index of an older format, for a build
-    that reuses its vectors."""
+    its recorded size, and the FAISS indexes and term vocabularies are read when a search first
+    needs them (a build that adds a segment never does: its open does not grow with the archive).
+    `any_format` also opens a segmented index of an older format, for a build that reuses its vectors."""
     from rag.segments import SegmentStore
 
-    manifest = read_manifest(Path(index_dir), any_format)
+    manifest = read_manifest(Path(index_dir), any_format, articles=False)  # the store lists them
     if store_of(manifest.settings)[0] == "qdrant":
         from rag.qdrant_store import QdrantStore
 

@@ -88,6 +88,8 @@ elif mode == "kill-after-dense":
     after(faiss, "write_index")
 elif mode == "kill-after-bm25":
     after(TermCounts, "save")
+elif mode == "kill-after-segment":  # the segment is complete with its listing of articles, not yet committed
+    after(segments, "write_segment")
 elif mode == "kill-before-commit":  # the new manifest is written and fsynced, not yet renamed
     real_replace = os.replace
 
@@ -256,6 +258,7 @@ def assert_next_build_completes(index_dir: Path, corpus_dir: Path, new_article: 
         ("kill-after-vectors", "seg-2/chunk-table.npy"),
         ("kill-after-dense", "seg-2/dense.faiss"),
         ("kill-after-bm25", "seg-2/terms"),
+        ("kill-after-segment", "seg-2/meta.json"),
         ("kill-before-commit", f"{MANIFEST}.tmp-"),
     ],
 )
@@ -387,7 +390,15 @@ def test_questions_during_a_rebuild_are_answered_from_the_old_index_until_the_sw
 
 
 @pytest.mark.parametrize(
-    "mode", ["kill-after-vectors", "kill-after-dense", "kill-after-bm25", "kill-before-commit", "kill-after-commit"]
+    "mode",
+    [
+        "kill-after-vectors",
+        "kill-after-dense",
+        "kill-after-bm25",
+        "kill-after-segment",
+        "kill-before-commit",
+        "kill-after-commit",
+    ],
 )
 def test_compaction_killed_leaves_an_index_that_answers_the_same(
     fake_index: Path, corpus_dir: Path, pending_change: Path, tmp_path: Path, mode: str

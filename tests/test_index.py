@@ -451,18 +451,26 @@ def test_index_of_a_monolithic_format_is_updated_without_embedding_again(
     )
 
 
-def test_index_of_an_older_format_is_updated_without_embedding_again(
-    fake_index: Path, corpus_dir: Path, embedder: CountingEmbedder
+def test_index_of_format_3_is_read_as_it_is_and_updated_to_the_current_format(
+    fake_index: Path, corpus_dir: Path, embedder: CountingEmbedder, write_article
 ) -> None:
-    """A segmented index whose format number is older (only the number changed) is built again
-    from its own stored vectors."""
+    """Format 3 listed every live article in the manifest as well as in the segments: it is read as
+    it is, and the next build embeds only the new article and writes the current format."""
+    before = [(p.chunk_id, p.text) for p in search(fake_index, "tents ordered from China")]
+    documents = load_index(fake_index).manifest.documents
     manifest_path = fake_index / "manifest.json"
     data = json.loads(manifest_path.read_text(encoding="utf-8"))
-    data["format_version"] = FORMAT_VERSION - 1
-    manifest_path.write_text(json.dumps(data), encoding="utf-8")
-    with pytest.raises(IndexMismatchError, match="update it with `rag index"):
-        load_index(fake_index)
+    assert "documents" not in data
+    manifest_path.write_text(json.dumps(data | {"format_version": 3, "documents": documents}), encoding="utf-8")
+    assert load_index(fake_index).manifest.documents == read_manifest(fake_index).documents == documents
+    assert [(p.chunk_id, p.text) for p in search(fake_index, "tents ordered from China")] == before
+    new = write_article(corpus_dir / "extra.txt", "A new pier opened in the harbour.", title="Pier", outlet="Pier News")
     report = build(corpus_dir, fake_index, embedder)
-    assert report.embedded == report.sentences_embedded == len(embedder.texts) == 0
-    assert read_manifest(fake_index).format_version == FORMAT_VERSION
-    assert load_index(fake_index).size
+    assert report.added == (str(new),) and 0 < report.embedded == len(embedder.texts) - report.sentences_embedded
+    assert all("pier" in text.lower() for text in embedder.texts)  # nothing of the old articles embedded again
+    data = json.loads(manifest_path.read_text(encoding="utf-8"))
+    assert data["format_version"] == FORMAT_VERSION and "documents" not in data
+    after = read_manifest(fake_index).documents
+    assert after.keys() > documents.keys()
+    assert [e["source"] for i, e in after.items() if i not in documents] == [str(new)]
+    assert [(p.chunk_id, p.text) for p in search(fake_index, "tents ordered from China")] == before

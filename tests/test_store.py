@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import faiss
@@ -63,7 +64,10 @@ def test_layout_is_json_lines_npy_faiss_and_term_counts(fake_index: Path) -> Non
 
     documents = [json.loads(line) for line in (seg / "documents.jsonl").read_text("utf-8").splitlines()]
     chunks = [json.loads(line) for line in (seg / "chunks.jsonl").read_text("utf-8").splitlines()]
-    assert {d["doc_id"] for d in documents} == set(manifest["documents"])
+    # The segment lists its articles (meta.json); the manifest lists segments, not articles.
+    listed = json.loads((seg / "meta.json").read_text("utf-8"))["documents"]
+    assert [d["doc_id"] for d in listed] == [d["doc_id"] for d in documents] and "documents" not in manifest
+    assert set(read_manifest(fake_index).documents) == {d["doc_id"] for d in documents}
     texts = {d["doc_id"]: d["text"] for d in documents}
     for chunk in chunks:
         assert texts[chunk["doc_id"]][chunk["start"] : chunk["end"]] == chunk["text"]
@@ -102,6 +106,28 @@ def test_manifest_checksums_cover_every_segment_file(fake_index: Path) -> None:
 def test_missing_index_says_how_to_build(index_dir: Path) -> None:
     with pytest.raises(IndexMissingError, match="rag index"):
         load_index(index_dir)
+
+
+def test_adding_an_article_reads_no_faiss_index_or_vocabulary(
+    fake_index: Path, corpus_dir: Path, write_article
+) -> None:
+    """Their reading grows with the archive: the open behind a build reads them only for a search
+    (here they are unreadable, same size, so only a checksum would tell), which then says so in one line."""
+    segment = _segment(fake_index)
+    for name in ("dense.faiss", "terms/vocab.json"):
+        path = segment / name
+        path.write_bytes(b"\0" * path.stat().st_size)
+    new = write_article(corpus_dir / "extra.txt", "A new pier opened in the harbour.", title="Pier", outlet="Pier")
+    report = build_index([corpus_dir], fake_index, embedder=HashEmbedder())
+    assert report.added == (str(new),) and len(read_manifest(fake_index).segments) == 2
+    store = load_index(fake_index, verify=False)
+    with pytest.raises(IndexMismatchError, match=r"damaged.*rag index --rebuild") as caught:
+        store.dense_search(np.ones(256, np.float32) / 16, 5)
+    assert "\n" not in str(caught.value)
+    with pytest.raises(IndexMismatchError, match=r"damaged.*rag index --rebuild"):
+        store.lexical_search(["pier"], 5)
+    with pytest.raises(IndexMismatchError, match="checksum"):
+        load_index(fake_index)
 
 
 def test_uncommitted_generation_is_invisible(fake_index: Path, corpus_dir: Path) -> None:
@@ -366,10 +392,15 @@ def test_bm25_across_segments_equals_one_index_over_the_live_chunks(tmp_path: Pa
         np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
         top = store.lexical_search(terms, 5)
         assert [s for _, s in top] == pytest.approx(sorted(expected, reverse=True)[:5], rel=1e-5)
+    # Document frequencies count live chunks only (tombstoned ones here; none after compaction).
+    asked = [*tokenize("harbour tide pier"), "nowhere"]
+    frequencies = [sum(term in tokenize(text) for _, text in live) for term in asked]
+    assert store.document_frequencies(asked).tolist() == frequencies
     # Compaction keeps the scores: term counts are merged, not recomputed.
     store.compact(hnsw_min_chunks=10**9)
     merged = load_index(tmp_path / "ix")
     assert len(merged.manifest.segments) == 1 and sorted(merged.chunk_ids()) == sorted(c for c, _ in live)
+    assert merged.document_frequencies(asked).tolist() == frequencies
     terms = tokenize("harbour ferry")
     np.testing.assert_allclose(
         merged.lexical_scores(terms, [c for c, _ in live]), store.lexical_scores(terms, [c for c, _ in live]), rtol=1e-6
@@ -397,6 +428,28 @@ def test_dense_search_merges_segments_honours_filters_and_tombstones(tmp_path: P
     store.apply(None, ["y2"], settings={}, stats={}, hnsw_min_chunks=10**9, merge=False)
     store = load_index(tmp_path / "ix")
     assert [cid for cid, _ in store.dense_search(query, 6)] == [c for c in expected if not c.startswith("y2")]
+
+
+def test_filters_by_outlet_and_by_date_prefix_and_undated_articles_as_asked(tmp_path: Path) -> None:
+    dates = {"x1": "2022-06-15", "x2": "2022-06-30T23:00:00", "y1": "2022-07-01", "y2": "2021-12-31", "y3": ""}
+    rng = np.random.default_rng(9)
+    new = _store_of(tmp_path, {doc_id: ["quay"] for doc_id in dates}, rng)
+    new = replace(new, documents=[replace(d, date=dates[d.doc_id]) for d in new.documents])
+    store = SegmentStore.empty(tmp_path / "ix", "fake:8", 8)
+    store.apply(new, (), settings={}, stats={}, hnsw_min_chunks=10**9, merge=False)
+    store = load_index(tmp_path / "ix")
+    cases = [
+        (Filter(since="2022-06", until="2022-06"), {"x1", "x2", "y3"}),
+        (Filter(since="2022-06", until="2022-06", undated=False), {"x1", "x2"}),
+        (Filter(since="2022-06-30"), {"x2", "y1", "y3"}),
+        (Filter(until="2021", undated=False), {"y2"}),
+        (Filter(outlets=frozenset({outlet_key("Outlet y")}), since="2022"), {"y1", "y3"}),
+        (Filter(outlets=frozenset({outlet_key("Outlet y")}), undated=False), {"y1", "y2", "y3"}),
+    ]
+    for where, expected in cases:
+        dense = {cid.split(":")[0] for cid, _ in store.dense_search(rng.normal(size=8).astype(np.float32), 9, where)}
+        lexical = {cid.split(":")[0] for cid, _ in store.lexical_search(["quay"], 9, where)}
+        assert dense == lexical == expected, where
 
 
 def test_build_lock_is_exclusive(index_dir: Path) -> None:

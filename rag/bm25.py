@@ -129,8 +129,8 @@ def bm25_scores(parts: Sequence[tuple[TermCounts, np.ndarray]], terms: Sequence[
     n_live = sum(counts)
     if not n_live:
         return None
-    # A part without dead rows (the usual case) needs no masking: at a million rows, masking cost
-    # more than the scoring. Lengths are whole numbers: their float64 sum is exact in any order.
+    # A part without dead rows (the usual case) needs no masking, which copied every row of the index
+    # for every question. Lengths are whole numbers: their float64 sum is exact in any order.
     whole = [n == len(live) for n, (_, live) in zip(counts, parts, strict=True)]
     lengths = [np.asarray(tc.lengths) for tc, _ in parts]
     average = (

@@ -569,7 +569,9 @@ class SegmentStore:
             vocab = segment.terms.vocab
             columns = np.array([vocab.get(t, -1) for t in terms], np.int64)
             known = np.flatnonzero(columns >= 0)
-            if count == segment.size:  # no tombstone: the length of its postings (400 terms at 1M: 52 -> 1 ms)
+            # No tombstone: the length of its postings. Counting live rows term by term took 52 ms a
+            # question at 1M chunks (feedback asks for ~400 terms).
+            if count == segment.size:
                 indptr = segment.terms.indptr
                 out[known] += indptr[columns[known] + 1] - indptr[columns[known]]
                 continue

@@ -45,7 +45,7 @@ fuzz: install
 	FUZZ_EXAMPLES=20000 $(VENV)/bin/pytest -q tests/test_fuzz.py
 
 bench: install
-	$(PY) -m pip install -q -e '.[test,bench]'
+	$(PY) -m pip install -q -e '.[test,bench,scale]'
 	$(PY) bench/run.py
 
 # The Ray build against the in-process build (chunks/s, same index): /tmp/ray-bench/result.json.

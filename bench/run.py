@@ -152,6 +152,46 @@ def plot_quality(results: dict[str, Any]) -> str | None:
     return path.name
 
 
+def scale_markdown(results: dict[str, Any]) -> list[str]:
+    """Issue 12: memory, adding one article, the 1M-chunk index."""
+    memory, append, million = (results.get(k) or {} for k in ("memory", "append", "million"))
+    if not (memory.get("rss_mb") or append.get("rtqa_store") or million or results.get("ray")):
+        return []
+    out = ["## Scale", "", "| | result |", "|---|---|"]
+    if memory.get("rss_mb"):
+        out.append(
+            f"| resident memory, {memory['chunks']}-chunk index loaded and 20 questions answered (bench/memory.py) "
+            f"| {memory['final']['rss_mb']} MB (peak {memory['peak_rss_mb']} MB; torch imported: "
+            f"{memory['torch_imported']}) |"
+        )
+    for key, label in (("rtqa_store", "adding one article"), ("synthetic_store", "adding one article, 10x larger")):
+        r = append.get(key)
+        if r:
+            out.append(
+                f"| {label} ({r['chunks']} chunks; bench/append.py) | {r['total_s']} s "
+                f"(open {r['open_s']} s, commit {r['commit_s']} s) |"
+            )
+    for key, label in (("as_built", "as built"), ("compacted", "after `--compact`")):
+        r = million.get(key)
+        if r and r.get("search"):
+            out.append(
+                f"| synthetic {r['chunks']}-chunk index, {label} ({len(r['segments'])} segments): retrieve p50 / p95, "
+                f"peak RSS (bench/million.py) | {r['search']['p50_ms']} / {r['search']['p95_ms']} ms, "
+                f"{r['peak_rss_mb']} MB |"
+            )
+    ray = results.get("ray") or {}
+    for run in ray.get("runs") or []:
+        engine = "in-process" if run["engine"] == "local" else f"Ray, {run['workers']} worker(s)"
+        out.append(
+            f"| build of {ray['chunks']} chunks ({ray['documents']} articles), {engine} (bench/ray_build.py, "
+            f"{ray['date']}, load average {run['load_avg_before'][0]}) | {run['chunks_per_s']} chunks/s "
+            f"({run['build_s']} s) |"
+        )
+    if ray.get("runs"):
+        out.append(f"| Ray build: the same chunk ids and vectors as the in-process one | {ray.get('ok')} |")
+    return [*out, ""]
+
+
 def write_markdown(results: dict[str, Any]) -> None:
     out = ["# Benchmarks", "", f"One run of `make bench` on {results['machine']}, {results['date']}.", ""]
     out += [
@@ -294,6 +334,7 @@ def write_markdown(results: dict[str, Any]) -> None:
             ),
             "",
         ]
+    out += scale_markdown(results)
     seed = results.get("seed")
     if seed:
         out += [
@@ -381,10 +422,15 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rtqa", type=Path, default=Path("/tmp/rtqa"))
     parser.add_argument(
-        "--skip", default="", help="comma-separated: quality,seed,cv,feedback,dates,speed,ask,embed,peers,append,growth"
+        "--skip",
+        default="",
+        help="comma-separated: quality,seed,cv,feedback,dates,speed,ask,embed,peers,scale,ray,growth",
     )
     parser.add_argument("--speed-articles", type=int, default=150)
     parser.add_argument("--update", action="store_true", help="start from docs/bench-results.json, redo what runs")
+    parser.add_argument(
+        "--ray-json", type=Path, help="include this saved output of bench/ray_build.py instead of running it"
+    )
     parser.add_argument(
         "--peers-json", type=Path, help="include this saved output of bench/peer_llamaindex.py instead of running it"
     )
@@ -450,10 +496,22 @@ def main() -> int:
         results["peers"] = run_script([str(li_python), "bench/peer_llamaindex.py"], 3600)
     if "load" not in skip and (ROOT / "bench" / "load.py").exists():
         results["load"] = run_script([py, "bench/load.py"], 900)
-    if "append" not in skip and (ROOT / "bench" / "append.py").exists():
-        results["append"] = run_script(
-            [py, "bench/append.py", "--articles", str(args.rtqa / "articles"), "--n", "100000", "--million"], 3600
-        )
+    if "scale" not in skip:
+        # Issue 12's figures: memory on the RealTime QA index, adding one article (that index and one
+        # 10x larger), a synthetic 1M-chunk index (/tmp/million, built on the first run: long).
+        for key, command, output in (
+            ("memory", ["bench/memory.py"], Path("/tmp/memory/result.json")),
+            ("append", ["bench/append.py", "--rtqa", str(args.rtqa)], Path("/tmp/append-bench/result.json")),
+            ("million", ["bench/million.py"], Path("/tmp/million/result.json")),
+        ):
+            failed = run_script([py, *command], 14400)
+            results[key] = json.loads(output.read_text()) if output.exists() else failed
+    if args.ray_json and args.ray_json.exists():
+        results["ray"] = json.loads(args.ray_json.read_text(encoding="utf-8"))
+    elif "ray" not in skip and (ROOT / "bench" / "ray_build.py").exists():
+        failed = run_script([py, "bench/ray_build.py"], 14400)  # needs the scale extra; long on 2 cores
+        ray_json = Path("/tmp/ray-bench/result.json")
+        results["ray"] = json.loads(ray_json.read_text(encoding="utf-8")) if ray_json.exists() else failed
     if "growth" not in skip and (ROOT / "bench" / "growth.py").exists():
         results["growth"] = run_script(
             [py, "bench/growth.py", "--out", str(DOCS / "bench-growth.json"), "--plot", str(DOCS / "bench-growth.png")],

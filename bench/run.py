@@ -193,7 +193,15 @@ def scale_markdown(results: dict[str, Any]) -> list[str]:
 
 
 def write_markdown(results: dict[str, Any]) -> None:
-    out = ["# Benchmarks", "", f"One run of `make bench` on {results['machine']}, {results['date']}.", ""]
+    out = [
+        "# Benchmarks",
+        "",
+        f"`make bench` (bench/run.py) on {results['machine']}, {results['date']}. Steps can be re-run alone "
+        "(`python bench/run.py --update --skip ...`); the others keep their figures from the previous run, "
+        "as docs/bench-results.json holds them. The Ray build figures come from one run of bench/ray_build.py "
+        "(`--ray-json`).",
+        "",
+    ]
     out += [
         "Re-run: convert the RealTime QA dev weeks into /tmp/rtqa (../shared/bench/README.md), then `make bench`.",
         "",

@@ -32,6 +32,9 @@ EXAMPLES = int(os.environ.get("HOSTILE_EXAMPLES", "40"))
 HOSTILE = settings(
     max_examples=EXAMPLES,
     deadline=None,
+    # The suite's run is the same every time (a property test that fails one run in ten is noise);
+    # `make fuzz` (HOSTILE_EXAMPLES set) explores afresh.
+    derandomize="HOSTILE_EXAMPLES" not in os.environ,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
 )
 
@@ -289,7 +292,9 @@ def test_one_line_escapes_what_would_break_a_line() -> None:
 
 def draw_arguments(data: st.DataObject, plausible: dict[str, Any], hostile: dict[str, Any]) -> dict[str, Any]:
     arguments = {name: data.draw(strategy, label=name) for name, strategy in plausible.items()}
-    for name in data.draw(st.sets(st.sampled_from(sorted(hostile))), label="hostile"):
+    # About half the calls keep every argument plausible, so that calls that work stay common.
+    chosen = st.one_of(st.just(frozenset()), st.frozensets(st.sampled_from(sorted(hostile)), min_size=1))
+    for name in sorted(data.draw(chosen, label="hostile")):
         arguments[name] = data.draw(hostile[name], label=f"hostile {name}")
     return arguments
 

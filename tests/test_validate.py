@@ -33,7 +33,7 @@ HOSTILE = settings(
     max_examples=EXAMPLES,
     deadline=None,
     # The suite's run is the same every time (a property test that fails one run in ten is noise);
-    # `make fuzz` (HOSTILE_EXAMPLES set) explores afresh.
+    # HOSTILE_EXAMPLES=N (more examples) explores afresh.
     derandomize="HOSTILE_EXAMPLES" not in os.environ,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
 )

@@ -184,8 +184,10 @@ class LexicalIndex:
     def build(cls, texts: Sequence[str]) -> LexicalIndex:
         import bm25s
 
+        from rag.bm25 import K1, B  # here: rag.bm25 imports this module
+
         tokens = [tokenize(t) or ["\u2400"] for t in texts]  # bm25s needs a token per row
-        model = bm25s.BM25()
+        model = bm25s.BM25(k1=K1, b=B)  # the segments' formula (rag/bm25.py), so the two score alike
         if texts:
             model.index(tokens, show_progress=False)
         return cls(model, len(texts))

@@ -47,19 +47,18 @@ class RetrieveSettings:
     # 0.8 cost the seed questions recall@5 (0.914 against 0.948) for +0.01 hits@10 on RealTime QA.
     document_penalty: float = 0.8
     # Where the candidates hold at least `distinct_articles_per_k` x k articles, the top k take each
-    # article once (document penalty 0; 0: off): in an archive with many reports of a story, ten
-    # articles serve better than the same article three times. Among five articles (the seeds), a
-    # second passage of the best one beats the only passage of the fifth (recall@5 0.948 against 0.966).
-    distinct_articles_per_k: float = 0.0
+    # article once (document penalty 0), picked from as far down the ranking as it takes to reach k
+    # articles (0: off). In an archive with many reports of a story, ten articles serve better than
+    # one long article three times (RealTime QA: 6 to 8 articles in a top 10 before). Among five
+    # articles (the seeds), a second passage of the best one beats the only passage of the fifth
+    # (recall@5 0.948 against 0.966 when every question took each article once).
+    distinct_articles_per_k: float = 2.0
     duplicate_jaccard: float = 0.8  # word-trigram overlap above which two passages are one
     # The second stage of "rrf": the top candidates ranked again by their best sentence (stored vectors,
     # no embedding per question). It keeps the seed questions' recall@5 at 0.966 (0.948 without).
     sentence_weight: float = 1.0
     rerank_depth: int = 10
     pool_per_k: int = 4  # candidates the top k are picked from (with the discounts above), per passage asked
-    # ...and the pool goes on down the ranking until it holds `pool_articles_per_k` x k articles: one
-    # long article's chunks can fill the first 4k places, and the discounts then have no other to pick.
-    pool_articles_per_k: float = 0.0
     # Pseudo-relevance feedback: one more BM25 ranking, of the question and the `prf_terms` terms that
     # stand out (tf x idf) in the top `prf_docs` fused chunks, fused in with `prf_weight`. Chosen by
     # week-fold cross-validation on RealTime QA (docs/benchmarks.md): the words a question leaves out
@@ -71,21 +70,6 @@ class RetrieveSettings:
     # articles every chunk is on the story, the "standing out" terms are noise, and feedback cost the
     # seed questions recall@5 (0.948 against 0.966) and exact answers (0.759 against 0.793).
     prf_min_chunks: int = 2000
-    # Dense feedback (Rocchio): the question's vector moved toward the centroid of the top
-    # `rocchio_docs` fused chunks (by `rocchio_beta`), searched again and fused in with `rocchio_weight`.
-    rocchio_weight: float = 0.0
-    rocchio_docs: int = 10
-    rocchio_beta: float = 1.0
-    # Article evidence: each chunk gains `article_weight` x the best score of another chunk of its
-    # article, so an article that several chunks agree on rises (0: each chunk on its own).
-    article_weight: float = 0.0
-    # Article fusion: the fused chunk score blended (this share) with the fusion of the rankings read as
-    # rankings of articles (rank of each article's best chunk).
-    article_fusion: float = 0.0
-    # Same-story diversification in select(): a passage whose vector is within `story_similarity`
-    # (cosine) of one already taken keeps `story_penalty` of its score (1: off).
-    story_penalty: float = 1.0
-    story_similarity: float = 0.9
     # Dates (issue 11). as_of/since/until are hard bounds; an undated article passes them, ranked as if
     # old. A window the question's words ask for ("this week") is soft: it is searched on its own and
     # an article outside it keeps `window_miss` of its score (reports of an event come days later, and
@@ -101,12 +85,14 @@ class RetrieveSettings:
     recency_days: float = 30.0
     strong_recency_weight: float = 0.7
     strong_recency_days: float = 7.0
-    recency_from_latest: bool = False
     # Article focus: the length of the mean of an article's chunk vectors (1: every chunk on one
-    # subject; a news round-up of unrelated stories is far lower). Below `focus_threshold`, a chunk's
-    # score is multiplied by (focus / focus_threshold) ** focus_power (0: off).
-    focus_threshold: float = 0.0
-    focus_power: float = 1.0
+    # subject). News round-ups ("5 things to know", "News from around our 50 states") score 0.4-0.7,
+    # the RealTime QA answers' articles 0.8 or more (5th percentile): a round-up names every story in
+    # a line and crowds out the articles about it. Below `focus_threshold` a chunk's score is
+    # multiplied by (focus / focus_threshold) ** focus_power (0: off). Chosen by week-fold CV
+    # (bench/tune_ranking.py).
+    focus_threshold: float = 0.8
+    focus_power: float = 2.0
 
 
 class Retriever:
@@ -179,8 +165,6 @@ class Retriever:
             ranked = by_rank(ranked, s.rrf_k)
         elif s.sentence_weight > 0:
             ranked = self._rerank_by_sentence(ranked, q.vector, k, weights)
-        if s.article_weight > 0:
-            ranked = self.with_article_evidence(ranked)
         return [self.passage(row, score) for row, score in self.select(ranked, k)]
 
     def _fused(self, q: Query, mask: Filter | None) -> dict[str, float]:
@@ -218,44 +202,28 @@ class Retriever:
             scores = self._fuse(rankings)
             if not scores or self.stored.size < s.prf_min_chunks:
                 return scores
-            first = dict(scores)  # both feedbacks read the fused ranking before either
-            if s.prf_weight > 0 and s.lexical_weight > 0:
-                expansion = self.expansion_terms(q, first)
-                if expansion:
-                    found = self.stored.lexical_search((*q.terms, *expansion), s.candidates, mask)
-                    rankings.append((s.prf_weight, [row for row, _ in found]))
-            if s.rocchio_weight > 0:
-                rankings.append((s.rocchio_weight, self.dense_rows(self.rocchio_vector(q, first), s.candidates, mask)))
+            rankings += self._feedback(q, scores, mask)
         return self._fuse(rankings)
 
-    def _fuse(self, rankings: list[tuple[float, list[str]]]) -> dict[str, float]:
-        """Reciprocal-rank fusion of chunk rankings; with `article_fusion`, blended with the fusion of
-        the same rankings read as rankings of articles (an article's place is that of its best chunk):
-        one ranking may like an article's third chunk and another its first, and they then agree."""
+    def _feedback(self, q: Query, scores: dict[str, float], mask: Filter | None) -> list[tuple[float, list[str]]]:
+        """More rankings read off the fused one: BM25 of the question and the terms that stand out in it."""
         s = self.settings
+        if s.prf_weight <= 0 or s.lexical_weight <= 0:
+            return []
+        expansion = self.expansion_terms(q, scores)
+        if not expansion:
+            return []
+        found = self.stored.lexical_search((*q.terms, *expansion), s.candidates, mask)
+        return [(s.prf_weight, [row for row, _ in found])]
+
+    def _fuse(self, rankings: list[tuple[float, list[str]]]) -> dict[str, float]:
+        """Reciprocal-rank fusion of (weight, chunk ids best first) rankings."""
+        k = self.settings.rrf_k
         scores: dict[str, float] = {}
         for weight, rows in rankings:
             for rank, row in enumerate(rows):
-                scores[row] = scores.get(row, 0.0) + weight / (s.rrf_k + rank + 1)
-        a = s.article_fusion
-        if a <= 0:
-            return scores
-        articles: dict[str, float] = {}
-        for weight, rows in rankings:
-            seen: dict[str, None] = {}
-            for row in rows:
-                doc_id = self.stored.ref(row).doc_id
-                if doc_id not in seen:
-                    seen[doc_id] = None
-                    articles[doc_id] = articles.get(doc_id, 0.0) + weight / (s.rrf_k + len(seen))
-        return {row: (1 - a) * score + a * articles[self.stored.ref(row).doc_id] for row, score in scores.items()}
-
-    def rocchio_vector(self, q: Query, scores: dict[str, float]) -> np.ndarray:
-        """The question's vector moved toward the centroid of the best-scored chunks, unit length."""
-        s = self.settings
-        top = [row for row, _ in sorted(scores.items(), key=lambda item: -item[1])[: s.rocchio_docs]]
-        moved = q.vector + s.rocchio_beta * self.stored.vectors(top).mean(axis=0)
-        return np.asarray(moved / (np.linalg.norm(moved) or 1.0), dtype=np.float32)
+                scores[row] = scores.get(row, 0.0) + weight / (k + rank + 1)
+        return scores
 
     def expansion_terms(self, q: Query, scores: dict[str, float]) -> list[str]:
         """The terms that stand out in the best-scored chunks and are not the question's own."""
@@ -320,8 +288,7 @@ class Retriever:
             return 1.0
         if day is None:
             return 1.0 - weight
-        now = q.as_of if q.as_of_given or not self.settings.recency_from_latest or self.latest is None else self.latest
-        age = max(0, (now - day).days)
+        age = max(0, (q.as_of - day).days)
         return 1.0 - weight + weight * math.exp(-age / (s.strong_recency_days if strong else s.recency_days))
 
     def _filter(self, q: Query) -> Filter | None:
@@ -375,23 +342,6 @@ class Retriever:
             boosted[row] += weights.get(row, 1.0) * s.sentence_weight / (s.rrf_k + rank + 1)
         return sorted(boosted.items(), key=lambda item: -item[1]) + ranked[len(head) :]
 
-    def with_article_evidence(self, ranked: list[tuple[str, float]]) -> list[tuple[str, float]]:
-        """Each chunk's score plus `article_weight` x the best score of another chunk of its article."""
-        docs = [self.stored.ref(row).doc_id for row, _ in ranked]
-        best: dict[str, list[float]] = {}
-        for doc_id, (_, score) in zip(docs, ranked, strict=True):
-            if len(best.setdefault(doc_id, [])) < 2:
-                best[doc_id].append(score)  # ranked is best first: the article's two best scores
-        w = self.settings.article_weight
-        boosted, seen = [], set()
-        for doc_id, (row, score) in zip(docs, ranked, strict=True):
-            top = best[doc_id]
-            # The article's best chunk gains from its second; every other chunk from the best.
-            other = top[0] if doc_id in seen else (top[1] if len(top) > 1 else 0.0)
-            seen.add(doc_id)
-            boosted.append((row, score + w * other))
-        return sorted(boosted, key=lambda item: -item[1])
-
     def passage(self, row: str, score: float) -> Passage:
         chunk = self.stored.chunk(row)
         doc = self.stored.documents[chunk.doc_id]
@@ -427,18 +377,16 @@ class Retriever:
         """The ids of the k chunks nearest to `vector` (within `mask`), nearest first."""
         return [cid for cid, _ in self.stored.dense_search(vector, k, mask)]
 
-    def _pool_size(self, ranked: list[tuple[str, float]], k: int, articles: float) -> int:
+    def _pool_size(self, ranked: list[tuple[str, float]], k: int, articles: int) -> int:
         """How many of the best candidates select() picks from: pool_per_k x k, more if they hold fewer
-        than `articles` x k articles."""
-        s = self.settings
-        size = max(s.pool_per_k * k, 20)
-        wanted = math.ceil(articles * k)
-        if wanted <= 0 or len(ranked) <= size:
+        than `articles` articles (one long article's chunks can fill the first 4k places)."""
+        size = max(self.settings.pool_per_k * k, 20)
+        if articles <= 0 or len(ranked) <= size:
             return size
         docs: set[str] = set()
         for i, (row, _) in enumerate(ranked):
             docs.add(self.stored.ref(row).doc_id)
-            if i + 1 >= size and len(docs) >= wanted:
+            if i + 1 >= size and len(docs) >= articles:
                 return i + 1
         return len(ranked)
 
@@ -459,17 +407,13 @@ class Retriever:
         s = self.settings
         distinct = self._many_articles(ranked, k)
         document_penalty = 0.0 if distinct else s.document_penalty
-        pool = ranked[: self._pool_size(ranked, k, max(s.pool_articles_per_k, 1.0 if distinct else 0.0))]
+        pool = ranked[: self._pool_size(ranked, k, k if distinct else 0)]
         shingles: dict[str, set[tuple[str, ...]]] = {}
         chosen: list[tuple[str, float]] = []
         refs = {row: self.stored.ref(row) for row, _ in pool}
         outlet_keys = {row: outlet_key(self.stored.info(ref.doc_id).outlet) for row, ref in refs.items()}
         per_outlet: dict[str, int] = {}
         per_doc: dict[str, int] = {}
-        # Same story: how many passages already taken are this close (cosine) to each candidate.
-        per_story = dict.fromkeys(refs, 0)
-        pool_rows = [row for row, _ in pool]
-        vectors = self.stored.vectors(pool_rows) if s.story_penalty < 1.0 and pool_rows else None
         while pool and len(chosen) < k:
             best_i, best_score = 0, -1.0
             for i, (row, score) in enumerate(pool):
@@ -478,7 +422,6 @@ class Retriever:
                     score
                     * s.outlet_penalty ** per_outlet.get(outlet_keys[row], 0)
                     * document_penalty ** per_doc.get(chunk.doc_id, 0)
-                    * s.story_penalty ** per_story[row]
                 )
                 if adjusted > best_score:
                     best_i, best_score = i, adjusted
@@ -491,11 +434,6 @@ class Retriever:
             per_outlet[key] = per_outlet.get(key, 0) + 1
             doc_id = refs[row].doc_id
             per_doc[doc_id] = per_doc.get(doc_id, 0) + 1
-            if vectors is not None:
-                near = vectors @ vectors[pool_rows.index(row)] >= s.story_similarity
-                for other_row in np.asarray(pool_rows, dtype=object)[near].tolist():
-                    if refs[other_row].doc_id != doc_id:  # the same article is document_penalty's
-                        per_story[other_row] += 1
         return chosen
 
 

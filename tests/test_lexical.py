@@ -119,3 +119,21 @@ def test_rows_without_tokens_still_line_up() -> None:
     index = LexicalIndex.build(["the of and", "Rafah talks", "---", "Rafah again"])
     assert index.size == 4
     assert set(rows(index.search("Rafah", k=4))) == {1, 3}
+
+
+def test_scores_use_the_chosen_length_normalisation() -> None:
+    """BM25 with k1 1.5 and b 0.6 (chosen by week-fold CV, bench/tune_ranking.py), not bm25s's b 0.75:
+    a long chunk that mentions the word once keeps more of its score."""
+    texts = ["Rafah crossing", "Rafah " + " ".join(f"filler{i}" for i in range(20)), "Gaza port"]
+    lengths = np.array([len(tokenize(t)) for t in texts], dtype=float)
+    n, df = len(texts), 2
+    idf = np.log(1 + (n - df + 0.5) / (df + 0.5))
+
+    def bm25(k1: float, b: float) -> np.ndarray:
+        norm = k1 * (1 - b + b * lengths / lengths.mean())
+        return np.array([idf / (1 + norm[i]) if "Rafah" in t else 0.0 for i, t in enumerate(texts)])
+
+    got = LexicalIndex.build(texts).scores(tokenize("Rafah"))
+    assert got is not None
+    np.testing.assert_allclose(got, bm25(1.5, 0.6), rtol=1e-5)
+    assert not np.allclose(got, bm25(1.5, 0.75), rtol=1e-3)  # the check above tells the two apart

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from rag.chunk import ChunkSettings
 from rag.embed import HashEmbedder
 from rag.errors import IndexMismatchError, QueryError
 from rag.index import BuildSettings, build_index
@@ -377,3 +378,75 @@ def test_feedback_finds_an_article_through_the_words_of_the_best_ones(
     # Below prf_min_chunks (a handful of articles, all on one story) there is no feedback.
     small = Retriever(stored, HashEmbedder(), replace(lexical, prf_min_chunks=1000)).search(question, k=10)
     assert score_of_b(small) == 0.0
+
+
+TOPICS = (  # a round-up's other items, one paragraph each on its own subject, few words in common
+    "Ferry timetables: northern lakes, winter service, two older boats lifted out for engine, hull, deck repairs; "
+    "harbourmaster Lund expects fewer crossings, longer queues, higher fares until April.",
+    "Orchestra season opener: symphony cycle, three premieres, conductor Maria Okafor calls rehearsals demanding; "
+    "cellists, violinists, brass section rehearse nightly; tickets twenty euros.",
+    "Bakery cooperative wins regional bread prize: rye loaf, sourdough culture older than seventeenth-century "
+    "building; founders Piet, Anneke celebrate; queues outside shop Saturday.",
+    "Basketball cup final: fans queue overnight, arena adds standing room, allocation sold out within minutes; "
+    "coach Diallo praises defence; tipoff Sunday evening.",
+)
+PARAGRAPH_CHUNKS = BuildSettings(chunk=ChunkSettings(max_tokens=50, overlap_sentences=0))  # a chunk per paragraph
+
+
+def test_article_focus_ranks_a_round_up_below_the_article_on_the_story(
+    tmp_path: Path, write_article: Callable[..., Path]
+) -> None:
+    """A round-up that names the story in one of its items matches the question better, word for word,
+    than the article about it; the round-up's low focus (its chunks on unrelated subjects) ranks it below."""
+    item = (
+        "Glacier watch: Kessel glacier monitoring station records lowest ice volume since 1962; "
+        "glacier tongue retreats again, station glaciologists say."
+    )
+    story = (
+        "Scientists on Mount Kessel said the ice had thinned faster than their models predicted, and that the "
+        "monitoring station would report to the regional parliament in June on its lowest reading yet."
+    )
+    sources = tmp_path / "src"
+    write_article(sources / "roundup.txt", "\n\n".join([TOPICS[0], item, *TOPICS[1:]]), title="In brief", outlet="A")
+    write_article(sources / "story.txt", story, title="Kessel glacier at record low", outlet="B")
+    build_index([sources], tmp_path / "idx", settings=PARAGRAPH_CHUNKS, embedder=HashEmbedder())
+    stored = load_index(tmp_path / "idx")
+    by_title = {stored.info(d).title: d for d in stored.documents}
+    assert stored.info(by_title["In brief"]).chunks == 5
+    question = "Which glacier monitoring station recorded its lowest ice volume?"
+
+    shipped = Retriever(stored, HashEmbedder())
+    assert shipped.focus(by_title["In brief"]) < 0.7 and shipped.focus(by_title["Kessel glacier at record low"]) == 1
+    assert shipped.search(question, k=2)[0].title == "Kessel glacier at record low"
+    unfocused = Retriever(stored, HashEmbedder(), RetrieveSettings(focus_threshold=0.0))
+    assert unfocused.search(question, k=2)[0].title == "In brief"  # the check above is not vacuous
+
+
+def test_many_articles_each_appear_once_few_may_repeat(tmp_path: Path, write_article: Callable[..., Path]) -> None:
+    """One long article on the story has the best chunks. When the candidates hold at least
+    distinct_articles_per_k x k articles, the top k hold k articles; among fewer, it may repeat."""
+    long_story = [
+        f"Desalination at Ashdod, part {i}: the Ashdod desalination plant replaced its desalination membranes "
+        f"and the desalination output of Ashdod rose again, engineers at the Ashdod plant said in update {i}."
+        for i in range(6)
+    ]
+    sources = tmp_path / "src"
+    write_article(sources / "long.txt", "\n\n".join(long_story), title="Ashdod desalination", outlet="A")
+    for i, topic in enumerate(TOPICS):
+        body = f"{topic} Officials also mentioned the desalination plant at Ashdod."
+        write_article(sources / f"other{i}.txt", body, title=f"Brief {i}", outlet="A")
+    build_index([sources], tmp_path / "idx", settings=PARAGRAPH_CHUNKS, embedder=HashEmbedder())
+    stored = load_index(tmp_path / "idx")
+    assert len(stored.documents) == 5
+    question = "What happened at the Ashdod desalination plant?"
+
+    def articles(settings: RetrieveSettings, k: int) -> list[str]:
+        return [p.doc_id for p in Retriever(stored, HashEmbedder(), settings).search(question, k=k)]
+
+    # No discount for a second passage of one article: what takes each article once is the rule alone.
+    distinct = RetrieveSettings(focus_threshold=0.0, document_penalty=1.0)
+    assert distinct.distinct_articles_per_k == 2.0
+    assert len(set(articles(distinct, 2))) == 2  # 5 articles >= 2 x 2
+    repeated = articles(replace(distinct, distinct_articles_per_k=0.0), 2)
+    assert len(set(repeated)) == 1  # without the rule, the long article's chunks take both places
+    assert len(set(articles(distinct, 3))) < 3  # 5 articles < 2 x 3: the long article may repeat

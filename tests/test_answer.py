@@ -217,7 +217,6 @@ KNOWN_GAP = "issue 8 is open: the sentence model does not yet get this right (se
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason=KNOWN_GAP)
 def test_abstains_on_a_question_about_a_name_the_articles_never_mention(real_index: Path) -> None:
     assert answer_question(get_retriever(real_index), "Who won the 2022 FIFA World Cup?").abstained
 

@@ -525,9 +525,10 @@ def _compose(
 
 # A figure with its qualifier and what it counts: "some 3,000 fighters", "between 4,000 and 8,000".
 _FIGURE = re.compile(
-    r"(?:(?:between|some|about|around|over|more than|at least|nearly|almost|well over|up to|roughly|"
+    # Word boundaries: "ten" is not a figure inside "tents", nor "some" inside "awesome".
+    r"(?:\b(?:between|some|about|around|over|more than|at least|nearly|almost|well over|up to|roughly|"
     r"an estimated|approximately)\s+)?"
-    rf"(?:\d[\d,.]*%?|(?:{_NUMBER_WORDS}))(?:\s*(?:and|to|-|–)\s*\d[\d,.]*)?(?:\s+(?:million|billion|thousand))?",
+    rf"(?:\d[\d,.]*%?|\b(?:{_NUMBER_WORDS})\b)(?:\s*(?:and|to|-|–)\s*\d[\d,.]*)?(?:\s+(?:million|billion|thousand))?",
     re.IGNORECASE,
 )
 _NOT_A_COUNT = re.compile(r"^(?:19|20)\d\d$|^\d{1,2}$")  # years and day numbers are not what differs

@@ -191,7 +191,6 @@ def test_terms_the_index_never_uses_decide_abstention(fake_index: Path) -> None:
     assert not unpenalised.abstained and unpenalised.quotes
 
 
-@pytest.mark.xfail(strict=True, reason="rag/answer.py: _FIGURE finds the number word 'ten' inside 'tents'")
 def test_direct_answer_is_the_figure_not_a_number_word_inside_another_word(fake_index: Path) -> None:
     answer = answer_question(get_retriever(fake_index), "How many tents did Israel order from China?")
     assert answer.text.splitlines()[0].startswith("**Answer:** 40,000")

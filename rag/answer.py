@@ -25,7 +25,7 @@ import numpy as np
 
 from rag.dates import attribution
 from rag.embed import Embedder
-from rag.lexical import tokenize
+from rag.lexical import STOPWORDS, tokenize
 from rag.outlets import outlet_key
 from rag.query import Query
 from rag.retrieve import Retriever
@@ -127,10 +127,12 @@ FEATURES = (
     "strict_slot_missing",
     "speech",
     "counted",
+    "phrase",
     "dense_order",
     "lexical_order",
 )
 
+_HOW_WORDS = {"number": set(tokenize("many much")), "duration": set(tokenize("long"))}
 _ASKS_SPEECH = re.compile(r"\b(?:say|says|said|tell|told|warn|warned|describe|call|called|claim|claimed)\b", re.I)
 _SPEECH = re.compile(r"[“\"]|\b(?:said|says|told|warned|stated|added|according to)\b", re.I)
 
@@ -166,6 +168,18 @@ def _distance_feature(text: str, slots: list[tuple[int, int]], anchors: set[str]
         return 0.0
     gap = min(abs(i - j) for i in slot_at for j in anchor_at)
     return 1.0 / (1.0 + max(0, gap - 1))
+
+
+_WORD = re.compile(r"[a-z0-9][a-z0-9'’-]*")
+
+
+def _phrase_words(text: str) -> list[str]:
+    """Lowercased words, stopwords kept (they make phrases), crudely singular."""
+    return [w[:-1] if len(w) > 3 and w.endswith("s") else w for w in _WORD.findall(text.lower())]
+
+
+def _bigrams(words: list[str]) -> set[tuple[str, str]]:
+    return {(a, b) for a, b in zip(words, words[1:], strict=False) if a not in STOPWORDS or b not in STOPWORDS}
 
 
 def _counted_similarity(q: Query, candidates: Sequence[Candidate], embedder: Embedder | None) -> np.ndarray:
@@ -211,7 +225,9 @@ def features(q: Query, candidates: Sequence[Candidate], embedder: Embedder | Non
     def idf(t: str) -> float:
         return float(np.log(1 + n / (1 + df.get(t, 0))))
 
-    asked = set(q.terms)
+    # "How *many*", "how *much*", "how *long*" say what kind of answer is wanted, not what about:
+    # "Many of the 134 hostages..." does not answer "How many fighters...?" by sharing a word.
+    asked = set(q.terms) - _HOW_WORDS.get(q.kind or "", set())
     context = set(q.context_terms)
     # A short follow-up ("Where were they held?") leans on the conversation's terms.
     cw = 1.0 if len(asked) <= 2 else 0.5
@@ -219,6 +235,8 @@ def features(q: Query, candidates: Sequence[Candidate], embedder: Embedder | Non
     focus = set(q.focus)
     anchors = {q.focus[-1]} if q.focus else asked  # the head noun: "how many Hamas *fighters*"
     asks_speech = bool(_ASKS_SPEECH.search(q.text))
+    # The question's own phrasing found in the sentence ("led the American side"), stopwords kept.
+    asked_bigrams = _bigrams(_phrase_words(q.text))
     rows = []
     for c, ts, d, fd, counted_value in zip(candidates, terms, dense, focus_dense, counted, strict=True):
         lexical = (sum(idf(t) for t in asked & ts) + cw * sum(idf(t) for t in context & ts)) / mass
@@ -240,6 +258,7 @@ def features(q: Query, candidates: Sequence[Candidate], embedder: Embedder | Non
                 1.0 if q.kind in ("number", "duration", "date") and not slots else 0.0,
                 1.0 if asks_speech and _SPEECH.search(c.text) else 0.0,
                 float(counted_value),
+                len(asked_bigrams & _bigrams(_phrase_words(c.text))) / len(asked_bigrams) if asked_bigrams else 0.0,
             )
         )
     x = np.asarray(rows, dtype=np.float32)
@@ -320,11 +339,16 @@ def score_sentences(
 
 
 def term_coverage(retriever: Retriever, q: Query) -> float:
-    """Share of the question's terms that occur anywhere in the index: "Who won the FIFA World
-    Cup?" asks about words the articles never use."""
+    """How much of the question the index has words for: "Who won the FIFA World Cup?" asks about
+    words the articles never use. Terms weigh by their rarity (idf), so that missing the telling
+    words ("FIFA", "Cup") counts more than having the common ones ("won", "world")."""
     if not q.terms:
         return 1.0
-    return sum(1 for t in q.terms if retriever.stored.has_term(t)) / len(q.terms)
+    stored = retriever.stored
+    df = np.asarray(stored.document_frequencies(list(q.terms)), dtype=np.float64)
+    n = max(stored.size, 1)
+    weight = np.log1p(n / np.maximum(df, 0.5))  # an unknown term weighs as one seen half a time
+    return float(weight[df > 0].sum() / weight.sum())
 
 
 def confidence(retriever: Retriever, q: Query, scored: Sequence[ScoredSentence], settings: AnswerSettings) -> float:
@@ -501,9 +525,10 @@ def _compose(
 
 # A figure with its qualifier and what it counts: "some 3,000 fighters", "between 4,000 and 8,000".
 _FIGURE = re.compile(
-    r"(?:(?:between|some|about|around|over|more than|at least|nearly|almost|well over|up to|roughly|"
+    # Word boundaries: "ten" is not a figure inside "tents", nor "some" inside "awesome".
+    r"(?:\b(?:between|some|about|around|over|more than|at least|nearly|almost|well over|up to|roughly|"
     r"an estimated|approximately)\s+)?"
-    rf"(?:\d[\d,.]*%?|(?:{_NUMBER_WORDS}))(?:\s*(?:and|to|-|–)\s*\d[\d,.]*)?(?:\s+(?:million|billion|thousand))?",
+    rf"(?:\d[\d,.]*%?|\b(?:{_NUMBER_WORDS})\b)(?:\s*(?:and|to|-|–)\s*\d[\d,.]*)?(?:\s+(?:million|billion|thousand))?",
     re.IGNORECASE,
 )
 _NOT_A_COUNT = re.compile(r"^(?:19|20)\d\d$|^\d{1,2}$")  # years and day numbers are not what differs

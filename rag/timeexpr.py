@@ -7,29 +7,60 @@ name a time; `dateparser` reads what the phrases say (explicit dates in their ma
 window. Windows are whole days, inclusive at both ends, and never run past `as_of`:
 
 - "this week" / "the past week": the 7 days before `as_of` and `as_of` itself (news sense: the
-  week's news, whatever the weekday); "last week": the calendar week (Monday to Sunday) before
-  the current one; "the past N days/weeks/months": rolling;
+  week's news, whatever the weekday); "the past fortnight": the 14 days before it; "last week": the
+  calendar week (Monday to Sunday) before the current one; "two weeks ago" / "a fortnight ago": the
+  calendar week 14 days back; "the past N days/weeks/months": rolling;
 - "this month" / "this year": from its first day to `as_of`; "last month" / "last year" and
   "in March", "August 2022", "in 2021": the whole calendar month or year; a month without a year
   is the most recent one that has begun by `as_of` ("in March" asked on 2024-02-10 is March 2023);
 - "today", "yesterday", "on Monday" (the most recent Monday on or before `as_of`; "last Monday":
-  strictly before), "29 August 2022", "Aug 29" (most recent past one): that day;
+  strictly before, so "last Tuesday" asked on a Wednesday is the day before), "29 August 2022",
+  "Aug 29" (most recent past one): that day;
+- quarters, calendar ones: "Q3 2023", "2023 Q3", "the third quarter of 2023", "in Q1" / "in the
+  first quarter" (the most recent one begun by `as_of`); "this quarter": from its first day;
+  "last quarter": the one before;
+- seasons, northern meteorological (spring = March to May, summer = June to August, autumn or fall
+  = September to November, winter = December to February): "in the summer" / "during the winter"
+  / "over the summer": the most recent one begun by `as_of`; "last summer" / "this past summer":
+  the most recent one over before `as_of` (asked in April, "last winter" is the one just gone);
+  "this spring": the one under way, or else the nearer of the last and the next, and no window when
+  that is the next ("this summer" asked in April is a plan); "summer 2023", "the fall of 2023";
+  "winter 2024": the one whose January and February are in 2024, "winter 2023/24" from December 2023;
+- holidays with a fixed or computable day: Christmas (Eve, Day), New Year's (Day, Eve), Easter
+  (Sunday, Monday, weekend = Good Friday to Easter Monday; by dateutil), Good Friday, Thanksgiving
+  (the US one, the fourth Thursday of November), Independence Day / the Fourth of July (the US one),
+  Halloween, Valentine's Day: "at Easter", "on Christmas Eve 2022", "last Christmas", as for seasons;
 - "since X" / "after X" / "from X" bound the start, "until X" / "before X" / "by X" the end,
   "between X and Y" both;
 - "the latest", "now", "currently", "recent", "so far": no window, a strong recency preference.
 
-Left alone: a bare year or month ("the 2021 election", "Theresa May"), a baseline ("compared to
-a year ago", "than last year"), a plan ("later this year"), and events ("since the ceasefire").
+A quarter, season or holiday is a time only after a preposition ("in Q1", "since Easter", "at
+Christmas"), with a modifier ("last quarter", "this spring", "over the summer") or with a year ("Q3
+2023"), and not when a noun or "of" follows it ("Q3 earnings", "spring break", "Spring Break", "the
+Christmas market", "the Easter Rising", "the Fall of Kabul", "the summer of love") or, for "fall",
+a word that makes it a drop ("after the fall in prices"). "In the new year" is not New Year's Day.
+
+Left alone: a bare year or month ("the 2021 election", "Theresa May"), a date naming a thing ("the
+May 9 rule", "the January 6 committee"), a baseline ("compared to a year ago", "than last year"), a
+plan ("later this year", "next summer"), and anything the calendar cannot date. Events of a story
+("since the ceasefire", "at the start of the war") have a day only the articles know: no window, and
+the question is searched as written, the event's words included. Holidays on a lunar or other
+calendar (Ramadan, Eid, Passover, Hanukkah, Diwali, the Lunar New Year) need a calendar library this
+project does not install: no window either. "Independence Day" after a country ("Ukraine's
+Independence Day") and "Canadian Thanksgiving" are not read as the US days. "In the fourth quarter"
+of a game reads as a calendar quarter (an `explicit`, soft window).
 
 The window is the time the question is about, not always when it was reported: a report of
 Monday's event may be published on Tuesday, and "the insurrection on January 6, 2021" names an
-event still reported on years later (`explicit` marks windows from a written date). A retriever
+event still reported on years later (`explicit` marks windows from a written date, a quarter, whose
+figures are reported after it ends, or a holiday). A retriever
 should treat `until` of a short window, and any `explicit` window, as soft.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Literal
@@ -52,6 +83,15 @@ _COUNT_WORDS = {
     "eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "few": 3, "a few": 3, "several": 5,
 }  # fmt: skip
 _COUNT = r"(?:\d{1,3}|a few|few|several|an?|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve)"
+_QUARTER_NUMBERS = {
+    "first": 1, "1st": 1, "second": 2, "2nd": 2, "third": 3, "3rd": 3, "fourth": 4, "4th": 4, "last": 4, "final": 4,
+}  # fmt: skip
+_SEASONS = {"spring": 3, "summer": 6, "autumn": 9, "fall": 9, "winter": 12}  # first month, meteorological
+_HOLIDAY_NAMES = (
+    r"christmas(?:\s+(?:day|eve))?|xmas|new\s+year(?:['’]?s)?(?:\s+(?:day|eve))?|good\s+friday"
+    r"|easter(?:\s+(?:sunday|monday|weekend))?|thanksgiving(?:\s+day)?|independence\s+day"
+    r"|fourth\s+of\s+july|july\s+fourth|halloween|valentine['’]?s(?:\s+day)?"
+)
 
 # Each alternative is a named group: its name says how the phrase is resolved.
 _PHRASES = (
@@ -61,19 +101,28 @@ _PHRASES = (
     rf"(?P<month_day>{_MONTH}\s+{_DAY}(?:,?\s+{_YEAR})?)",
     rf"(?P<day_month>(?:the\s+)?{_DAY}\s+(?:of\s+)?{_MONTH}(?:,?\s+{_YEAR})?)",
     rf"(?P<part>(?P<part_word>early|mid|late)[-\s]+(?P<part_month>{_MONTH}(?:,?\s+{_YEAR})?))",
+    rf"(?P<quarter>(?:q[1-4]|(?:first|second|third|fourth|1st|2nd|3rd|4th)\s+quarter)(?:,?\s+(?:of\s+)?{_YEAR})?"
+    rf"|(?:last|final)\s+quarter,?\s+(?:of\s+)?{_YEAR}|{_YEAR}\s+q[1-4]"
+    r"|(?P<quarter_rel>this|(?:the\s+)?(?:current|last|previous|past))\s+quarter)\b",
+    rf"(?P<season>(?:(?P<season_mod>this(?:\s+past)?|(?:the\s+)?(?:last|past)|over\s+the)\s+)?"
+    rf"(?P<season_name>spring|summer|autumn|fall|winter)"
+    rf"(?:,?\s+(?:of\s+)?(?P<season_year>{_YEAR})(?:[-/](?P<season_to>(?:19|20)?\d{{2}})\b)?)?)\b",
+    rf"(?P<holiday>(?P<holiday_at>(?:at|over|around)\s+(?:the\s+)?)?(?:(?P<holiday_mod>this(?:\s+past)?|last|past)\s+)?"
+    rf"(?P<holiday_name>{_HOLIDAY_NAMES})(?:,?\s+(?:of\s+)?(?P<holiday_year>{_YEAR}))?)\b",
     rf"(?P<month_year>{_MONTH},?\s+{_YEAR})",
     rf"(?P<bare_month>{_MONTH})",
     rf"(?P<bare_year>{_YEAR})",
-    r"(?P<this_week>(?:this|the\s+past|this\s+past|the\s+last|past)\s+week)\b",
+    r"(?P<this_week>(?:this|(?:over\s+)?the\s+past|this\s+past|(?:over\s+)?the\s+last|past)\s+week"
+    r"|(?:this|last|(?:over\s+)?the\s+past|this\s+past|(?:over\s+)?the\s+last|past)\s+fortnight)\b",
     rf"(?P<rolling>(?:the\s+|over\s+the\s+)?(?:past|last)\s+(?P<rolling_count>{_COUNT})\s+"
-    r"(?P<rolling_unit>hour|day|week|month|year)s?)\b",
+    r"(?P<rolling_unit>hour|day|week|fortnight|month|year)s?)\b",
     r"(?P<rolling_one>(?:the\s+|over\s+the\s+)?past\s+(?P<rolling_one_unit>day|month|year))\b",
     r"(?P<weekend>(?:this|last|the|over\s+the)\s+weekend)\b",
     r"(?P<night>last\s+night|overnight)\b",
     r"(?P<weekday>(?:(?P<weekday_mod>last|this\s+past|this|past)\s+)?"
     r"(?P<weekday_name>monday|tuesday|wednesday|thursday|friday|saturday|sunday))\b",
     r"(?P<relative>(?:last|previous|this)\s+(?:week|month|year)"
-    rf"|(?P<ago_count>{_COUNT})\s+(?P<ago_unit>day|week|month|year)s?\s+ago"
+    rf"|(?P<ago_count>{_COUNT})\s+(?P<ago_unit>day|week|fortnight|month|year)s?\s+ago"
     r"|(?<!usa\s)(?:today|tonight|this\s+morning|this\s+afternoon|this\s+evening)|yesterday)\b",
     r"(?P<recency>(?:the\s+)?(?:very\s+)?(?:latest|most\s+recent(?:ly)?)|(?:right\s+|just\s+|as\s+of\s+)?now"
     r"|currently|current|recent(?:ly|\s+(?:days|weeks|months|years))?|at\s+the\s+moment|at\s+present|these\s+days"
@@ -84,12 +133,16 @@ _PREPOSITION = (
 )
 _PATTERN = re.compile(rf"\b(?:{_PREPOSITION})?(?:{'|'.join(_PHRASES)})", re.IGNORECASE)
 _KINDS = (
-    "numeric", "year_month", "month_day", "day_month", "part", "month_year", "bare_month", "bare_year",
+    "numeric", "year_month", "month_day", "day_month", "part", "quarter", "season", "holiday", "month_year",
+    "bare_month", "bare_year",
     "this_week", "rolling", "rolling_one", "weekend", "night", "weekday", "relative", "recency",
 )  # fmt: skip
+# Quarters and holidays count as calendar dates: quarterly figures are reported after the quarter
+# ends, and "at Easter" may name the event asked about. A season is only a stretch of time.
 _CALENDAR = frozenset(
-    {"numeric", "year_month", "month_day", "day_month", "part", "month_year", "bare_month", "bare_year"}
-)
+    {"numeric", "year_month", "month_day", "day_month", "part", "quarter", "holiday", "month_year", "bare_month",
+     "bare_year"}
+)  # fmt: skip
 # A time that is only a point of comparison or a plan, not the time asked about.
 _BASELINE = re.compile(
     r"\b(?:compared(?:\s+(?:to|with))?|relative(?:\s+to)?|than|versus|vs\.?|(?:up|down)(?:\s+from)?)\s*$", re.IGNORECASE
@@ -99,6 +152,21 @@ _NOUN_FOLLOWS = re.compile(r"\s+(?!(?:and|or|to|until|through|when|while|but|as|
 _BARE = frozenset({"bare_month", "bare_year"})  # need a preposition to be a time: "Theresa May", "2021 election"
 _TO = frozenset({"to", "until", "till", "through"})  # what closes "from X ..."
 _CONNECTORS = frozenset({"and", "or", "to"})  # join a time to the one before it
+_NAMED = frozenset({"quarter", "season", "holiday"})  # need a preposition, a modifier or a year to be a time
+# The word after a quarter, season or holiday: a noun makes the phrase part of a name or a thing ("spring
+# break", "Q3 earnings", "the Christmas market", "Spring Break", "the Easter Rising", "the Fall of Kabul").
+_NEXT_WORD = re.compile(r"\s+(?P<word>[A-Za-z]+)")
+_FUNCTION_WORDS = frozenset({
+    "a", "about", "across", "after", "again", "against", "ago", "already", "also", "amid", "among", "an", "and", "are",
+    "around", "as", "at", "be", "been", "before", "but", "by", "can", "compared", "could", "did", "do", "does", "down",
+    "during", "for", "from", "had", "has", "have", "he", "her", "his", "how", "i", "in", "into", "is", "it", "its",
+    "may", "might", "must", "not", "now", "off", "on", "or", "our", "over", "shall", "she", "should", "since", "so",
+    "than", "that", "the", "their", "then", "there", "these", "they", "this", "those", "through", "till", "to", "too",
+    "until", "up", "versus", "vs", "was", "we", "were", "what", "when", "where", "which", "while", "who", "whom",
+    "whose", "why", "will", "with", "would", "you",
+})  # fmt: skip
+_FALL_AS_DROP = frozenset({"in", "from", "to", "by", "below", "above", "back", "short", "out"})  # "a fall in prices"
+_DATE_NAMES = frozenset({"month_day", "day_month", "month_year"})  # "the May 9 rule", "the January 6 committee"
 
 
 @dataclass(frozen=True)
@@ -181,15 +249,19 @@ def resolve_time(question: str, as_of: date) -> TimeScope:
             continue  # "after the 2020 election", "in 2020 polls": the year names the thing, not the time
         if _lowercase_may(match, kind) or _BASELINE.search(question, 0, match.start()):
             continue  # "what may happen"; "up 13% compared to a year ago"
-        if kind in ("relative", "this_week") and _FUTURE.search(question, 0, match.start(kind)):
-            continue  # "later this year": what is planned, reported before it happens
-        explicit = explicit or kind in _CALENDAR
+        if kind in ("relative", "this_week", *_NAMED) and _FUTURE.search(question, 0, match.start(kind)):
+            continue  # "later this year", "next summer": what is planned, reported before it happens
+        if kind in _NAMED and not _is_time(match, kind, prep, bool(found)):
+            continue  # "Spring Break", "Q3 earnings", "the Fall of Kabul", "hot spring"
+        if kind in _DATE_NAMES and not prep and _names_thing(question, match):
+            continue  # "the May 9 rule": a date naming a thing, not the time asked about
         try:
             resolved = _resolve(match, kind, as_of)
         except (ValueError, OverflowError):  # "the past 999 years" from year 1: no such days
             continue
         if resolved is None:
             continue
+        explicit = explicit or kind in _CALENDAR
         found.append((prep, *resolved))
         spans.append(Span(match.start() if prep else match.start(kind), match.end()))
     since, until = _combine(found)
@@ -236,6 +308,42 @@ def _combine(found: list[tuple[str, date, date]]) -> tuple[date | None, date | N
     return since, until
 
 
+def _is_time(match: re.Match[str], kind: str, prep: str, after_time: bool) -> bool:
+    """Is a quarter, season or holiday phrase a time? It needs a preposition ("in Q1", "since Easter"),
+    a modifier ("last quarter", "this spring", "over the summer", "at Christmas") or a year ("Q3 2023")."""
+    text = match.group(kind).lower()
+    qualified = (
+        (prep and (prep not in _CONNECTORS or after_time))
+        or re.search(_YEAR, text)
+        or match.group(f"{kind}_" + {"quarter": "rel", "season": "mod", "holiday": "mod"}[kind])
+        or (kind == "holiday" and match["holiday_at"])
+    )
+    if not qualified:
+        return False
+    if kind == "holiday" and prep in ("in", "during") and re.fullmatch(r"new\s+year", text):
+        return False  # "in the new year": a plan, or the months after it, not New Year's Day
+    following = _NEXT_WORD.match(match.string, match.end())
+    if following is None:
+        return True
+    word = following["word"]  # "of" is no function word here: "the Fall of Kabul" ("the fall of 2023" took its year)
+    if kind == "season" and match["season_name"].lower() == "fall" and word.lower() in _FALL_AS_DROP:
+        return False
+    if word[0].isupper():  # "Spring Break", "the Summer Olympics", "the Easter Rising"
+        return not match.group(kind).split()[-1][0].isupper()
+    return word.lower() in _FUNCTION_WORDS
+
+
+def _names_thing(question: str, match: re.Match[str]) -> bool:
+    """A date after "the" and before a noun names a thing ("the May 9 rule", "the January 6 committee")."""
+    following = _NEXT_WORD.match(question, match.end())
+    return (
+        re.search(r"\bthe\s+$", question[: match.start()], re.IGNORECASE) is not None
+        and following is not None
+        and following["word"].islower()
+        and following["word"] not in _FUNCTION_WORDS
+    )
+
+
 def _lowercase_may(match: re.Match[str], kind: str) -> bool:
     """True for "may" in lower case, the verb ("what may happen on 5 ..."), unless a year follows it."""
     text = match.group(kind)
@@ -244,7 +352,7 @@ def _lowercase_may(match: re.Match[str], kind: str) -> bool:
 
 def _resolve(match: re.Match[str], kind: str, as_of: date) -> tuple[date, date] | None:
     if kind == "this_week":
-        return as_of - timedelta(days=7), as_of
+        return as_of - timedelta(days=14 if match[kind].lower().endswith("fortnight") else 7), as_of
     if kind == "rolling":
         count = _count(match["rolling_count"])
         return _back(as_of, count, match["rolling_unit"].lower()), as_of
@@ -252,6 +360,17 @@ def _resolve(match: re.Match[str], kind: str, as_of: date) -> tuple[date, date] 
         # dateparser reads no vague count: "a few days ago" is 1 to 4 days back
         count, unit = _count(match["ago_count"]), match["ago_unit"].lower()
         return _back(as_of, count + 1, unit), _back(as_of, 1, unit)
+    if kind == "relative" and match["ago_unit"] and match["ago_unit"].lower() == "fortnight":
+        # dateparser reads no "fortnight": "a fortnight ago" is "two weeks ago", that calendar week
+        day = _back(as_of, _count(match["ago_count"]), "fortnight")
+        monday = day - timedelta(days=day.weekday())
+        return monday, monday + timedelta(days=6)
+    if kind == "quarter":
+        return _quarter(match, as_of)
+    if kind == "season":
+        return _season(match, as_of)
+    if kind == "holiday":
+        return _holiday(match, as_of)
     if kind == "rolling_one":
         return _back(as_of, 1, match["rolling_one_unit"].lower()), as_of
     if kind == "night":  # "last night": reported yesterday evening or this morning
@@ -301,9 +420,104 @@ def _back(as_of: date, count: int, unit: str) -> date:
         return as_of - timedelta(days=count)
     if unit == "week":
         return as_of - timedelta(weeks=count)
+    if unit == "fortnight":
+        return as_of - timedelta(weeks=2 * count)
     if unit == "month":
         return as_of - relativedelta(months=count)
     return as_of - relativedelta(years=count)
+
+
+def _quarter(match: re.Match[str], as_of: date) -> tuple[date, date]:
+    """A calendar quarter: "Q3 2023", "the first quarter" (the most recent begun), "this"/"last quarter"."""
+    text = " ".join(match["quarter"].lower().split())
+    current = (as_of.month - 1) // 3 + 1
+    if match["quarter_rel"]:
+        year, number = as_of.year, current
+        if not text.endswith(("this quarter", "current quarter")):  # last, previous, past: the one before
+            year, number = (year, number - 1) if number > 1 else (year - 1, 4)
+    else:
+        digit = re.search(r"\bq([1-4])\b", text)
+        number = int(digit[1]) if digit else _QUARTER_NUMBERS[text.split()[0]]  # "third quarter", "last quarter of"
+        year_text = re.search(_YEAR, text)
+        year = int(year_text[0]) if year_text else as_of.year - (number > current)
+    first = date(year, 3 * number - 2, 1)
+    return first, _month_end(first, 3)
+
+
+def _season(match: re.Match[str], as_of: date) -> tuple[date, date] | None:
+    """A meteorological season (spring = March to May, ..., winter = December to February)."""
+    month = _SEASONS[match["season_name"].lower()]
+    if match["season_year"]:
+        year = int(match["season_year"])
+        if match["season_to"]:  # "winter 2023/24": the winter from December 2023
+            to = int(match["season_to"])
+            if month != 12 or to % 100 != (year + 1) % 100:
+                return None
+        elif month == 12:  # "winter 2024": the one whose January and February are in 2024
+            year -= 1
+        first = date(year, month, 1)
+        return first, _month_end(first, 3)
+    modifier = " ".join((match["season_mod"] or "").lower().split())
+    return _occurrence(lambda year: (date(year, month, 1), _month_end(date(year, month, 1), 3)), modifier, as_of)
+
+
+def _holiday(match: re.Match[str], as_of: date) -> tuple[date, date] | None:
+    """A holiday with a fixed or computable date (Easter: dateutil), in its year or the most recent one."""
+    name = re.sub(r"['’]", "", " ".join(match["holiday_name"].lower().split()))
+    if match["holiday_year"]:
+        return _holiday_days(name, int(match["holiday_year"]))
+    modifier = " ".join((match["holiday_mod"] or "").lower().split())
+    return _occurrence(lambda year: _holiday_days(name, year), modifier, as_of)
+
+
+def _holiday_days(name: str, year: int) -> tuple[date, date]:
+    from dateutil.easter import easter
+
+    if name.startswith("easter") or name == "good friday":
+        sunday = easter(year)
+        first, last = {
+            "good friday": (-2, -2), "easter monday": (1, 1), "easter weekend": (-2, 1)
+        }.get(name, (0, 0))  # fmt: skip
+        return sunday + timedelta(days=first), sunday + timedelta(days=last)
+    if name == "thanksgiving" or name == "thanksgiving day":  # the US one: the fourth Thursday of November
+        first_thursday = date(year, 11, 1) + timedelta(days=(3 - date(year, 11, 1).weekday()) % 7)
+        day = first_thursday + timedelta(weeks=3)
+    elif name.startswith("new year"):
+        day = date(year, 12, 31) if name.endswith("eve") else date(year, 1, 1)
+    elif name.startswith(("christmas", "xmas")):
+        day = date(year, 12, 24) if name.endswith("eve") else date(year, 12, 25)
+    elif name == "halloween":
+        day = date(year, 10, 31)
+    elif name.startswith("valentine"):
+        day = date(year, 2, 14)
+    else:  # Independence Day (the US one), the Fourth of July
+        day = date(year, 7, 4)
+    return day, day
+
+
+def _occurrence(days_in: Callable[[int], tuple[date, date]], modifier: str, as_of: date) -> tuple[date, date] | None:
+    """Which year's season or holiday a phrase means. Plain ("in the summer", "at Easter"): the most
+    recent begun by `as_of`; "last", "this past": the most recent over before `as_of` ("last winter" asked
+    in April is the one just gone); "this": the one under way, else the nearer of the last and the next,
+    and no window when that is the next one ("this summer" asked in April is a plan)."""
+    year = as_of.year + 1
+    while days_in(year)[0] > as_of:
+        year -= 1
+    begun = days_in(year)
+    if modifier in ("last", "the last", "past", "the past", "this past"):
+        return begun if begun[1] < as_of else days_in(year - 1)
+    if modifier == "this" and begun[1] < as_of:
+        coming = days_in(year + 1)
+        if (coming[0] - as_of) < (as_of - begun[1]):
+            return None
+    return begun
+
+
+def _month_end(first: date, months: int) -> date:
+    """The last day of the `months` months from `first` (a first of a month)."""
+    from dateutil.relativedelta import relativedelta
+
+    return first + relativedelta(months=months) - timedelta(days=1)
 
 
 def _parse(phrase: str, as_of: date) -> tuple[date, date] | None:

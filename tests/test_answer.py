@@ -4,6 +4,8 @@ outlet-scoped questions, follow-ups, and an abstention threshold chosen on data.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -17,6 +19,7 @@ from rag.answer import (
     answer_question,
     load_model,
     score_sentences,
+    term_coverage,
 )
 from rag.errors import QueryError
 from rag.outlets import find_outlets, outlet_key, strip_outlet_phrases
@@ -114,6 +117,40 @@ def test_same_fact_from_several_outlets_is_said_once(tmp_path: Path, write_artic
     assert len(shown) == 1 < len(answer.quotes)
 
 
+def test_near_identical_sentences_of_two_outlets_are_one_fact_at_the_default_threshold(
+    tmp_path: Path, write_article: Callable[..., Path]
+) -> None:
+    from rag.embed import HashEmbedder
+    from rag.index import build_index
+
+    commanded = "The zeppelin fleet was commanded by Captain Hugo Eckener during the crossing."
+    led = "The zeppelin fleet was led by Captain Hugo Eckener during the crossing."  # the same fact, reworded
+    other = "The zeppelin fleet was commanded by Captain Ernst Lehmann on the return flight."  # another fact
+    vectors = HashEmbedder().encode([commanded, led, other])
+    # The hash embedder puts the reworded sentence well above the default threshold of 0.80 without being
+    # identical, and the other commander well below it.
+    assert 0.9 < float(vectors[0] @ vectors[1]) < 0.95 and 0.65 < float(vectors[0] @ vectors[2]) < 0.72
+    for name, body, outlet in (
+        ("a.txt", f"Crowds gathered at the mooring mast in New Jersey. {commanded}", "Airship Daily"),
+        ("b.txt", f"{led} The ship carried mail and forty passengers.", "Blimp Gazette"),
+        ("c.txt", other, "Dirigible Times"),
+    ):
+        write_article(tmp_path / "src" / name, body, title=f"Crossing ({outlet})", outlet=outlet)
+    build_index([tmp_path / "src"], tmp_path / "idx", embedder=HashEmbedder())
+    # Every sentence quoted (no bars): only the default same-fact threshold decides what is grouped.
+    settings = AnswerSettings(quote_bar=0.0, relative_cut=0.0, abstain_bar=-1.0, max_quotes=10)
+    answer = answer_question(
+        get_retriever(tmp_path / "idx"), "Who commanded the zeppelin fleet during the crossing?", settings=settings
+    )
+    assert {commanded, led, other} <= {q.text for q in answer.quotes}
+    assert [n for n in answer.notes if n.startswith("Reported by")] in (
+        ["Reported by Airship Daily and Blimp Gazette."],
+        ["Reported by Blimp Gazette and Airship Daily."],
+    )
+    shown = [line[2:] for line in answer.text.splitlines() if line.startswith("> ") and not line.startswith("> _")]
+    assert len({commanded, led} & set(shown)) == 1 and other in shown
+
+
 def test_article_text_cannot_inject_markdown_or_html(corpus_dir: Path, tmp_path: Path, write_article) -> None:  # type: ignore[no-untyped-def]
     from rag.embed import HashEmbedder
     from rag.index import build_index
@@ -136,6 +173,27 @@ def test_abstains_on_words_the_index_never_uses(fake_index: Path) -> None:
     retriever = get_retriever(fake_index)
     answer = answer_question(retriever, "What is the recipe for sourdough bread with rye flour?")
     assert answer.abstained and answer.text == ABSTAIN_TEXT and not answer.quotes
+
+
+def test_terms_the_index_never_uses_decide_abstention(fake_index: Path) -> None:
+    """A question half about the articles and half about words they never use: its best sentence
+    clears the bar on its own, the share of unknown terms takes it under."""
+    retriever = get_retriever(fake_index)
+    question = "How many tents did Israel order from the zorblax quinoa cooperative in Patagonia?"
+    q = retriever.analyse(question)
+    assert 0.5 < term_coverage(retriever, q) < 1.0  # tents, Israel, order ... are known; zorblax, quinoa are not
+    best = score_sentences(retriever, q, retriever.search_query(q, k=8))[0].probability
+    # The hash embedder's probabilities are not the model's: a bar the best sentence clears by 0.05.
+    settings = AnswerSettings(abstain_bar=best - 0.05)
+    answer = answer_question(retriever, question, settings=settings)
+    assert answer.abstained and not answer.quotes and answer.text == ABSTAIN_TEXT
+    unpenalised = answer_question(retriever, question, settings=replace(settings, coverage_weight=0.0))
+    assert not unpenalised.abstained and unpenalised.quotes
+
+
+def test_direct_answer_is_the_figure_not_a_number_word_inside_another_word(fake_index: Path) -> None:
+    answer = answer_question(get_retriever(fake_index), "How many tents did Israel order from China?")
+    assert answer.text.splitlines()[0].startswith("**Answer:** 40,000")
 
 
 def test_follow_up_uses_the_conversation(fake_index: Path) -> None:
@@ -217,7 +275,6 @@ KNOWN_GAP = "issue 8 is open: the sentence model does not yet get this right (se
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason=KNOWN_GAP)
 def test_abstains_on_a_question_about_a_name_the_articles_never_mention(real_index: Path) -> None:
     assert answer_question(get_retriever(real_index), "Who won the 2022 FIFA World Cup?").abstained
 

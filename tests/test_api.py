@@ -11,11 +11,13 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import rag
-import rag.answer
 import rag.api
+import rag.embed
+from rag.answer import ABSTAIN_TEXT
 from rag.embed import HashEmbedder
 from rag.errors import IndexMissingError, QueryError
 from rag.index import BuildSettings
@@ -112,9 +114,9 @@ def test_retrieve_with_index_dir(api_index: Path) -> None:
 
 def test_ask_with_index_dir(api_index: Path) -> None:
     answer = rag.ask(TENTS, index_dir=api_index)
-    assert isinstance(answer, rag.Answer) and answer.text.strip() and answer.passages
-    if not answer.abstained:
-        assert answer.quotes
+    assert isinstance(answer, rag.Answer) and answer.passages
+    assert not answer.abstained and answer.quotes
+    assert any("40,000 tents" in q.text and q.outlet == "JNS" for q in answer.quotes)
     for quote in answer.quotes:
         assert quote.text == verbatim(api_index, quote.doc_id, quote.start, quote.end)
         assert quote.outlet in answer.text
@@ -124,7 +126,11 @@ def test_ask_with_index_dir(api_index: Path) -> None:
         outlets=("JNS",),
         index_dir=api_index,
     )
+    assert not answer.abstained and answer.quotes
     assert all(q.outlet == "JNS" for q in answer.quotes) and all(p.outlet == "JNS" for p in answer.passages)
+    # Words the articles never use: the answer says so and quotes nothing.
+    answer = rag.ask("What is the recipe for sourdough bread with rye flour?", index_dir=api_index)
+    assert answer.abstained and not answer.quotes and answer.text == ABSTAIN_TEXT
 
 
 def test_errors(api_index: Path, tmp_path: Path) -> None:
@@ -197,18 +203,54 @@ def test_first_use_from_many_threads_builds_once(in_project: Project) -> None:
     assert len(in_project.builds) == 1
 
 
-def test_ask_on_two_indexes_with_different_models(
+ROLLED = "test-rolled:256"
+
+
+class RolledHashEmbedder(HashEmbedder):
+    """Another model with the dimension of hash:256: its vectors turned by one coordinate. Within
+    either model the similarities are the same; one model's question against the other's vectors is noise."""
+
+    @property
+    def name(self) -> str:
+        return ROLLED
+
+    def encode(self, texts: list[str], batch_size: int = 64, progress: bool = False) -> np.ndarray:
+        return np.roll(super().encode(texts, batch_size, progress), 1, axis=1)
+
+
+def test_two_models_of_one_dimension_keep_their_own_vectors(
     corpus_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Whatever this test caches stays here: the module-level cache would poison later tests.
-    cache = getattr(rag.answer, "_VECTORS", None)
-    if cache is not None:
-        monkeypatch.setattr(rag.answer, "_VECTORS", type(cache)())
-    for dimension in (256, 128):
-        index_build([corpus_dir], tmp_path / f"index-{dimension}", embedder=HashEmbedder(dimension=dimension))
-    first = rag.ask(TENTS, index_dir=tmp_path / "index-256")
-    second = rag.ask(TENTS, index_dir=tmp_path / "index-128")
-    assert first.passages and second.passages
+    """Vectors are never handed from one model to another, however alike the models: not between two
+    indexes answered in one process, not when an index is built again with another model. (Sentence
+    vectors are stored with each index; there is no process-wide cache of them to reset.)"""
+    rolled = RolledHashEmbedder()
+    monkeypatch.setitem(rag.embed._CACHE, ROLLED, rolled)  # where load_embedder finds it, for builds and questions
+    sources = (str(corpus_dir),)
+    plain, other, switched = tmp_path / "plain", tmp_path / "rolled", tmp_path / "switched"
+    rag.build_index(sources=sources, index_dir=plain, settings=FAKE)
+    first = rag.ask(TENTS, index_dir=plain)  # answered before the other model's index exists
+    rag.build_index(sources=sources, index_dir=other, settings=BuildSettings(model=ROLLED))
+    rag.build_index(sources=sources, index_dir=switched, settings=FAKE)
+    # The same texts in the same folder, another model, no --rebuild: everything is embedded again.
+    report = rag.build_index(sources=sources, index_dir=switched, settings=BuildSettings(model=ROLLED))
+    assert report.embedded == report.chunks > 0 and report.sentences_embedded > 0
+    for index_dir, model in ((plain, HashEmbedder()), (other, rolled), (switched, rolled)):
+        stored = get_retriever(index_dir).stored
+        assert stored.manifest.model == model.name and stored.manifest.dimension == 256
+        for doc_id, doc in stored.documents.items():
+            offsets, vectors = stored.sentences.of(doc_id, 0, len(doc.text) + 1)
+            assert len(offsets) > 0
+            expected = model.encode([doc.text[start:end] for start, end in offsets.tolist()])
+            # Stored at half precision: equal to a few 1e-4; the other model's vectors differ by up to 1.
+            np.testing.assert_allclose(vectors, expected, atol=1e-3, err_msg=f"{index_dir.name}: {doc_id}")
+    # Each index answers with its own model as the hash model's index does, to the sentence's probability.
+    assert not first.abstained and first.quotes
+    for index_dir in (plain, other, switched):
+        answer = rag.ask(TENTS, index_dir=index_dir)
+        assert answer.text == first.text, index_dir.name
+        assert [(q.doc_id, q.start, q.end) for q in answer.quotes] == [(q.doc_id, q.start, q.end) for q in first.quotes]
+        assert [q.score for q in answer.quotes] == pytest.approx([q.score for q in first.quotes], abs=1e-3)
 
 
 def test_positions_of_passages_and_quotes_index_the_file(api_index: Path) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from rag.answer import ABSTAIN_TEXT
 from rag.cli import main
 from rag.store import read_manifest
 
@@ -102,14 +103,25 @@ def test_search_outlet_filter_and_text_output(capsys: pytest.CaptureFixture[str]
 
 def test_ask(capsys: pytest.CaptureFixture[str], cli_index: Path) -> None:
     code, out, err = run(capsys, "ask", "How many tents did Israel order from China?", "--index-dir", str(cli_index))
-    assert code == 0 and not err and out.strip()
+    assert code == 0 and not err
+    assert "**JNS**" in out and "ordered 40,000 tents from China" in out and ABSTAIN_TEXT not in out
     code, out, _ = run(
         capsys, "ask", "How many tents did Israel order from China?", "--json", "--index-dir", str(cli_index)
     )
     answer = json.loads(out)
     assert code == 0 and {"text", "quotes", "passages", "abstained"} <= set(answer)
+    assert answer["abstained"] is False and answer["quotes"]
     for quote in answer["quotes"]:
         assert quote["text"] in Path(quote["source"]).read_text(encoding="utf-8")
+
+
+def test_ask_abstains_in_plain_words(capsys: pytest.CaptureFixture[str], cli_index: Path) -> None:
+    question = "What is the recipe for sourdough bread with rye flour?"
+    code, out, err = run(capsys, "ask", question, "--index-dir", str(cli_index))
+    assert code == 0 and not err and out.strip() == ABSTAIN_TEXT
+    code, out, _ = run(capsys, "ask", question, "--json", "--index-dir", str(cli_index))
+    answer = json.loads(out)
+    assert code == 0 and answer["abstained"] is True and answer["quotes"] == []
 
 
 def test_missing_index_is_an_error(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:

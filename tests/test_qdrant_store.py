@@ -57,8 +57,9 @@ def points(index_dir: Path) -> dict[str, dict[str, Any]]:
 
 
 def ranking(hits: list[tuple[str, float]]) -> list[tuple[float, str]]:
-    """Scores to 5 digits, best first, ties in id order (float32 sums tie in either order)."""
-    return sorted((-round(score, 5), cid) for cid, score in hits)
+    """Scores to 4 digits, best first, ties in id order (float32 sums tie in either order; at 5 digits,
+    BM25 b 0.6 put one score on a rounding edge: 2.29767 against 2.29768)."""
+    return sorted((-round(score, 4), cid) for cid, score in hits)
 
 
 @pytest.fixture

@@ -4,8 +4,9 @@
 
 Per missed question: the gold article's place among articles (0-based, the place of its best chunk)
 in BM25 alone, in the dense ranking alone (3,000 chunks deep each) and in the fused ranking (before
-the date and focus factors, the sentence stage and the top-k selection); the chunks of the gold article that hold the answer string; how many distinct
-articles the top 10 holds; and the top 10's outlets, titles and dates. With --previous: the
+the date and focus factors, the sentence stage and the top-k selection); the chunks of the gold
+article that hold the answer string; how many distinct articles the top 10 holds; and the top 10's
+outlets, titles and dates. With --previous: the
 defaults before issue 10 (no focus prior, no distinct articles, BM25 b 0.75).
 """
 

@@ -288,6 +288,14 @@ def quotes_an_outlet(reply: str, quotes: Sequence[tuple[str, str]]) -> bool:
     return any(f"**{outlet}**" in plain and "> " + text.replace("\n", " ") in plain for outlet, text in quotes)
 
 
+# An outlet-scoped abstention names the outlets that do report it instead of the plain sentence.
+_SCOPED_ABSTENTION = re.compile(r"None of the (?:ticked|named) outlets \(.+?\) reports this")
+
+
+def _says_it_abstains(reply: str) -> bool:
+    return ABSTAIN_TEXT in reply or bool(_SCOPED_ABSTENTION.search(reply))
+
+
 def verify(run: LoadRun, before: Path, after: Path) -> list[str]:
     """Problems: each answered turn must be exactly what rag.api.ask gives for its question,
     conversation and outlets, on `before` (the index as it was, a copy) if it ended before the
@@ -319,7 +327,7 @@ def verify(run: LoadRun, before: Path, after: Path) -> list[str]:
         match = next((a for a in answers if a[0] == turn.reply), None)
         if match is None:
             problems.append(f"client {turn.client}: {turn.question!r} after {list(turn.history)} got {turn.reply!r}")
-        elif not (match[1] and ABSTAIN_TEXT in turn.reply or not match[1] and quotes_an_outlet(turn.reply, match[2])):
+        elif not (_says_it_abstains(turn.reply) if match[1] else quotes_an_outlet(turn.reply, match[2])):
             problems.append(f"client {turn.client}: {turn.question!r} neither quotes nor abstains: {turn.reply!r}")
     return problems
 

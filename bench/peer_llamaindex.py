@@ -359,9 +359,7 @@ def quality(args: argparse.Namespace) -> dict[str, Any]:
     urls = [stored.documents[c.doc_id].url for c in chunks]
     embed_model = hf_embedding(args.batch_size)
     started = time.perf_counter()
-    nodes = [
-        text_node(str(row), chunk.text, urls[row], vectors[row].tolist()) for row, chunk in enumerate(chunks)
-    ]
+    nodes = [text_node(str(row), chunk.text, urls[row], vectors[row].tolist()) for row, chunk in enumerate(chunks)]
     index = VectorStoreIndex(nodes, embed_model=embed_model, show_progress=False)
     li_retriever = index.as_retriever(similarity_top_k=K)
     li_load_s = time.perf_counter() - started

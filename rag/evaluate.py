@@ -195,14 +195,16 @@ def _score_benchmark(
             t.add("answer_match", float(bool(target) and target in quoted))
 
 
+_PLAIN: dict[str, Any] = {"focus_threshold": 0.0, "distinct_articles_per_k": 0.0}
 MODES: dict[str, dict[str, Any]] = {
     "hybrid": {},
     # The learned ranking (not the default), the fusion without its sentence stage and feedback, and the two
-    # signals alone.
+    # signals alone; these three without the article focus prior and the distinct-articles rule either.
+    # (BM25's b is the index's: bench/tune_ranking.py compares with bm25s' default b as well.)
     "learned": {"ranker": "learned"},
-    "rrf": {"ranker": "rrf", "sentence_weight": 0.0, "prf_weight": 0.0},
-    "bm25": {"ranker": "rrf", "dense_weight": 0.0, "sentence_weight": 0.0, "prf_weight": 0.0},
-    "dense": {"ranker": "rrf", "lexical_weight": 0.0, "sentence_weight": 0.0, "prf_weight": 0.0},
+    "rrf": {"ranker": "rrf", "sentence_weight": 0.0, "prf_weight": 0.0, **_PLAIN},
+    "bm25": {"ranker": "rrf", "dense_weight": 0.0, "sentence_weight": 0.0, "prf_weight": 0.0, **_PLAIN},
+    "dense": {"ranker": "rrf", "lexical_weight": 0.0, "sentence_weight": 0.0, "prf_weight": 0.0, **_PLAIN},
 }
 
 

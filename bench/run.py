@@ -192,6 +192,40 @@ def scale_markdown(results: dict[str, Any]) -> list[str]:
     return [*out, ""]
 
 
+def ranking_markdown(ranking: dict[str, Any] | None, mode: str) -> list[str]:
+    """Issue 10's table: the ranking settings chosen by week-fold CV (bench/tune_ranking.py)."""
+    if not ranking or "joint_cross_validated_held_out" not in ranking:
+        return []
+    ms = ranking["retrieve_ms_warm"]
+    out = [
+        f"## Ranking, week-fold cross-validation ({ranking['questions']} questions, {ranking['weeks']} weeks, {mode})",
+        "",
+        "bench/tune_ranking.py: the article focus prior, the distinct-articles rule and BM25's b chosen on the other "
+        "weeks and scored on each held-out week (the shipped defaults are one of the points searched); the other "
+        f"rows need no fitting. Retrieve p50 / p95 in a warm process on {ms['chunks']} chunks: "
+        f"{ms['shipped_defaults']['p50']} / {ms['shipped_defaults']['p95']} ms "
+        f"(previous defaults {ms['previous_defaults']['p50']} / {ms['previous_defaults']['p95']} ms).",
+        "",
+        "| | hits@5 | hits@10 | MRR@10 |",
+        "|---|---|---|---|",
+    ]
+    for label, key in (
+        ("ranking settings chosen by CV, held-out weeks", "joint_cross_validated_held_out"),
+        ("shipped defaults", "shipped_defaults"),
+        ("previous defaults (no focus prior, no distinct articles, b 0.75)", "previous_defaults"),
+        ("BM25 alone, same chunks (bm25s defaults: k1 1.5, b 0.75)", "bm25"),
+        ("BM25 alone, b 0.6", "bm25_b0.6"),
+    ):
+        r = ranking[key]
+        out.append(f"| {label} | {fmt(r['hits@5'])} | {fmt(r['hits@10'])} | {fmt(r['mrr@10'])} |")
+    out += ["", "One idea at a time on top of the shipped defaults (held-out weeks; shipped value a choice):", ""]
+    out += ["| idea | hits@5 | hits@10 | MRR@10 |", "|---|---|---|---|"]
+    for name, family in ranking["one_idea_at_a_time"].items():
+        r = family["held_out"]
+        out.append(f"| {name} | {fmt(r['hits@5'])} | {fmt(r['hits@10'])} | {fmt(r['mrr@10'])} |")
+    return [*out, ""]
+
+
 def write_markdown(results: dict[str, Any]) -> None:
     out = [
         "# Benchmarks",
@@ -287,6 +321,8 @@ def write_markdown(results: dict[str, Any]) -> None:
             ),
             "",
         ]
+    for key, mode in (("ranking", "no as_of"), ("ranking_as_of", "as_of = the question's date")):
+        out += ranking_markdown(results.get(key), mode)
     feedback = results.get("feedback")
     if feedback and "feedback_cross_validated_held_out" in feedback:
         out += [
@@ -432,7 +468,7 @@ def main() -> int:
     parser.add_argument(
         "--skip",
         default="",
-        help="comma-separated: quality,seed,cv,feedback,dates,speed,ask,embed,peers,scale,ray,growth",
+        help="comma-separated: quality,seed,cv,ranking,feedback,dates,speed,ask,embed,peers,scale,ray,growth",
     )
     parser.add_argument("--speed-articles", type=int, default=150)
     parser.add_argument("--update", action="store_true", help="start from docs/bench-results.json, redo what runs")
@@ -477,6 +513,13 @@ def main() -> int:
             if report.exists():
                 results["answers_cv"] = json.loads(report.read_text(encoding="utf-8"))
         results["answer_baseline"] = run_script([py, "bench/answer_baseline.py", "--rtqa", str(args.rtqa)], 1800)
+    if have_rtqa and "ranking" not in skip:
+        with tempfile.TemporaryDirectory() as tmp:
+            for key, extra in (("ranking", []), ("ranking_as_of", ["--as-of"])):
+                report = Path(tmp) / f"{key}.json"
+                run_script([py, "bench/tune_ranking.py", "--rtqa", str(args.rtqa), *extra, "--json", str(report)], 3600)
+                if report.exists():
+                    results[key] = json.loads(report.read_text(encoding="utf-8"))
     if have_rtqa and "feedback" not in skip:
         with tempfile.TemporaryDirectory() as tmp:
             report = Path(tmp) / "feedback.json"

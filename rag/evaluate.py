@@ -119,13 +119,14 @@ def evaluate(
             else None
         )
         started = time.perf_counter()
-        q = retriever.analyse(row["question"], history, as_of=day)
+        outlets = row.get("outlets")  # the outlets ticked for this line, as score.py passes them
+        q = retriever.analyse(row["question"], history, outlets, as_of=day)
         passages = retriever.search_query(q, k=depth)
         retrieve_ms.append((time.perf_counter() - started) * 1000)
         answer = None
         if ask:
             started = time.perf_counter()
-            q = retriever.analyse(row["question"], history, as_of=day)
+            q = retriever.analyse(row["question"], history, outlets, as_of=day)
             answer = answer_question(retriever, q, settings=answer_settings)
             ask_ms.append((time.perf_counter() - started) * 1000)
             verbatim.extend(_quote_is_verbatim(retriever, answer))

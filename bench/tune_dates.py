@@ -20,7 +20,7 @@ import json
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -96,17 +96,41 @@ def week_folds(
     return held_out, chosen
 
 
+@dataclass(frozen=True)
+class Benchmark:
+    """The RealTime QA questions, their index, gold URLs and weeks (the CV folds) for the tune_ scripts."""
+
+    rows: list[dict[str, Any]]
+    retriever: Retriever
+    gold: list[set[str]]
+    weeks: list[str]
+
+    @classmethod
+    def load(cls, rtqa: Path) -> Benchmark:
+        rows = read_questions(rtqa / "queries.jsonl")
+        return cls(
+            rows=rows,
+            retriever=get_retriever(rtqa / "index"),
+            gold=[{g["url"] for g in r["gold"] if g.get("url")} for r in rows],
+            weeks=[r["id"].rsplit("_", 1)[0] for r in rows],
+        )
+
+    def queries(self, as_of: bool) -> list[Query]:
+        """Each question analysed once, asked on its question_date with `as_of`."""
+        return [
+            self.retriever.analyse(r["question"], as_of=parse_date(r["question_date"]) if as_of else None)
+            for r in self.rows
+        ]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--rtqa", type=Path, default=Path("/tmp/rtqa"))
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
-    rows = read_questions(args.rtqa / "queries.jsonl")
-    base = get_retriever(args.rtqa / "index")
-    gold = [{g["url"] for g in r["gold"] if g.get("url")} for r in rows]
-    weeks = [r["id"].rsplit("_", 1)[0] for r in rows]
-    dated = [base.analyse(r["question"], as_of=parse_date(r["question_date"])) for r in rows]
-    undated = [base.analyse(r["question"]) for r in rows]
+    bench = Benchmark.load(args.rtqa)
+    rows, base, gold, weeks = bench.rows, bench.retriever, bench.gold, bench.weeks
+    dated, undated = bench.queries(as_of=True), bench.queries(as_of=False)
 
     def run(settings: RetrieveSettings, queries: list[Query]) -> list[int | None]:
         return ranks(Retriever(base.stored, base.embedder, settings), queries, gold)

@@ -23,11 +23,9 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from tune_dates import PLAIN_BM25, bm25_parameters, metrics, ranks, week_folds  # noqa: E402
+from tune_dates import PLAIN_BM25, Benchmark, bm25_parameters, metrics, ranks, week_folds  # noqa: E402
 
-from rag.evaluate import read_questions  # noqa: E402
-from rag.retrieve import Retriever, RetrieveSettings, get_retriever  # noqa: E402
-from rag.timeexpr import parse_date  # noqa: E402
+from rag.retrieve import Retriever, RetrieveSettings  # noqa: E402
 
 GRID = {"prf_weight": (0.0, 0.5, 1.0, 1.5), "prf_docs": (5, 10), "prf_terms": (10, 20, 30)}
 
@@ -38,11 +36,9 @@ def main() -> None:
     ap.add_argument("--as-of", action="store_true", help="ask each question on its question_date")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
-    rows = read_questions(args.rtqa / "queries.jsonl")
-    base = get_retriever(args.rtqa / "index")
-    gold = [{g["url"] for g in r["gold"] if g.get("url")} for r in rows]
-    weeks = [r["id"].rsplit("_", 1)[0] for r in rows]
-    queries = [base.analyse(r["question"], as_of=parse_date(r["question_date"]) if args.as_of else None) for r in rows]
+    bench = Benchmark.load(args.rtqa)
+    rows, base, gold, weeks = bench.rows, bench.retriever, bench.gold, bench.weeks
+    queries = bench.queries(args.as_of)
 
     def run(settings: RetrieveSettings) -> list[int | None]:
         return ranks(Retriever(base.stored, base.embedder, settings), queries, gold)

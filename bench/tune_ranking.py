@@ -38,12 +38,11 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from tune_dates import PLAIN_BM25, bm25_parameters, metrics, ranks, week_folds  # noqa: E402
+from tune_dates import PLAIN_BM25, Benchmark, bm25_parameters, metrics, ranks, week_folds  # noqa: E402
 
 import rag.bm25  # noqa: E402
-from rag.evaluate import read_questions  # noqa: E402
 from rag.query import Query  # noqa: E402
-from rag.retrieve import Retriever, RetrieveSettings, get_retriever  # noqa: E402
+from rag.retrieve import Retriever, RetrieveSettings  # noqa: E402
 from rag.store import Filter  # noqa: E402
 from rag.timeexpr import parse_date  # noqa: E402
 
@@ -150,11 +149,9 @@ def main() -> None:
     ap.add_argument("--as-of", action="store_true", help="ask each question on its question_date")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
-    rows = read_questions(args.rtqa / "queries.jsonl")
-    base = get_retriever(args.rtqa / "index")
-    gold = [{g["url"] for g in r["gold"] if g.get("url")} for r in rows]
-    weeks = [r["id"].rsplit("_", 1)[0] for r in rows]
-    queries = [base.analyse(r["question"], as_of=parse_date(r["question_date"]) if args.as_of else None) for r in rows]
+    bench = Benchmark.load(args.rtqa)
+    rows, base, gold, weeks = bench.rows, bench.retriever, bench.gold, bench.weeks
+    queries = bench.queries(args.as_of)
     cache: dict[str, list[int | None]] = {}
 
     def run(config: dict[str, Any]) -> list[int | None]:

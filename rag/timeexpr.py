@@ -30,6 +30,8 @@ window. Windows are whole days, inclusive at both ends, and never run past `as_o
   (Sunday, Monday, weekend = Good Friday to Easter Monday; by dateutil), Good Friday, Thanksgiving
   (the US one, the fourth Thursday of November), Independence Day / the Fourth of July (the US one),
   Halloween, Valentine's Day: "at Easter", "on Christmas Eve 2022", "last Christmas", as for seasons;
+  Ramadan, the whole month ("during Ramadan", "since Ramadan", "Ramadan 2024"; the Umm al-Qura
+  calendar, by hijridate, which covers 1924-2077; outside it, no window);
 - "since X" / "after X" / "from X" bound the start, "until X" / "before X" / "by X" the end,
   "between X and Y" both;
 - "the latest", "now", "currently", "recent", "so far": no window, a strong recency preference.
@@ -44,9 +46,9 @@ Left alone: a bare year or month ("the 2021 election", "Theresa May"), a date na
 May 9 rule", "the January 6 committee"), a baseline ("compared to a year ago", "than last year"), a
 plan ("later this year", "next summer"), and anything the calendar cannot date. Events of a story
 ("since the ceasefire", "at the start of the war") have a day only the articles know: no window, and
-the question is searched as written, the event's words included. Holidays on a lunar or other
-calendar (Ramadan, Eid, Passover, Hanukkah, Diwali, the Lunar New Year) need a calendar library this
-project does not install: no window either. "Independence Day" after a country ("Ukraine's
+the question is searched as written, the event's words included. Other holidays of a lunar or other
+calendar (Eid, Passover, Hanukkah, Diwali, the Lunar New Year) have no window either: only Ramadan
+is read, through hijridate. "Independence Day" after a country ("Ukraine's
 Independence Day") and "Canadian Thanksgiving" are not read as the US days. "In the fourth quarter"
 of a game reads as a calendar quarter (an `explicit`, soft window).
 
@@ -90,7 +92,7 @@ _SEASONS = {"spring": 3, "summer": 6, "autumn": 9, "fall": 9, "winter": 12}  # f
 _HOLIDAY_NAMES = (
     r"christmas(?:\s+(?:day|eve))?|xmas|new\s+year(?:['’]?s)?(?:\s+(?:day|eve))?|good\s+friday"
     r"|easter(?:\s+(?:sunday|monday|weekend))?|thanksgiving(?:\s+day)?|independence\s+day"
-    r"|fourth\s+of\s+july|july\s+fourth|halloween|valentine['’]?s(?:\s+day)?"
+    r"|fourth\s+of\s+july|july\s+fourth|halloween|valentine['’]?s(?:\s+day)?|ramadan"
 )
 
 # Each alternative is a named group: its name says how the phrase is resolved.
@@ -464,10 +466,13 @@ def _season(match: re.Match[str], as_of: date) -> tuple[date, date] | None:
 def _holiday(match: re.Match[str], as_of: date) -> tuple[date, date] | None:
     """A holiday with a fixed or computable date (Easter: dateutil), in its year or the most recent one."""
     name = re.sub(r"['’]", "", " ".join(match["holiday_name"].lower().split()))
-    if match["holiday_year"]:
-        return _holiday_days(name, int(match["holiday_year"]))
-    modifier = " ".join((match["holiday_mod"] or "").lower().split())
-    return _occurrence(lambda year: _holiday_days(name, year), modifier, as_of)
+    try:
+        if match["holiday_year"]:
+            return _holiday_days(name, int(match["holiday_year"]))
+        modifier = " ".join((match["holiday_mod"] or "").lower().split())
+        return _occurrence(lambda year: _holiday_days(name, year), modifier, as_of)
+    except OverflowError:  # a Hijri date outside the calendar's table
+        return None
 
 
 def _holiday_days(name: str, year: int) -> tuple[date, date]:
@@ -479,6 +484,8 @@ def _holiday_days(name: str, year: int) -> tuple[date, date]:
             "good friday": (-2, -2), "easter monday": (1, 1), "easter weekend": (-2, 1)
         }.get(name, (0, 0))  # fmt: skip
         return sunday + timedelta(days=first), sunday + timedelta(days=last)
+    if name == "ramadan":
+        return _ramadan(year)
     if name == "thanksgiving" or name == "thanksgiving day":  # the US one: the fourth Thursday of November
         first_thursday = date(year, 11, 1) + timedelta(days=(3 - date(year, 11, 1).weekday()) % 7)
         day = first_thursday + timedelta(weeks=3)
@@ -493,6 +500,20 @@ def _holiday_days(name: str, year: int) -> tuple[date, date]:
     else:  # Independence Day (the US one), the Fourth of July
         day = date(year, 7, 4)
     return day, day
+
+
+def _ramadan(year: int) -> tuple[date, date]:
+    """The Ramadan that begins in `year` (the first, in the years that hold the start of two), as
+    the Umm al-Qura calendar has it."""
+    from hijridate import Gregorian, Hijri
+
+    hijri_year = Gregorian(year, 1, 1).to_hijri().year
+    month = Hijri(hijri_year, 9, 1)
+    if month.to_gregorian() < date(year, 1, 1):  # this Hijri year's Ramadan was last year
+        month = Hijri(hijri_year + 1, 9, 1)
+    start = month.to_gregorian()
+    first = date(start.year, start.month, start.day)  # a plain date, not hijridate's subclass
+    return first, first + timedelta(days=month.month_length() - 1)
 
 
 def _occurrence(days_in: Callable[[int], tuple[date, date]], modifier: str, as_of: date) -> tuple[date, date] | None:

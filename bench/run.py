@@ -113,6 +113,14 @@ def run_script(args: list[str], timeout: float) -> dict[str, Any] | None:
     return None
 
 
+def json_report(args: list[str], timeout: float) -> dict[str, Any] | None:
+    """Run a bench script that takes `--json FILE` and return what it wrote (None if it wrote nothing)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        report = Path(tmp) / "report.json"
+        run_script([*args, "--json", str(report)], timeout)
+        return json.loads(report.read_text(encoding="utf-8")) if report.exists() else None
+
+
 def fmt(value: Any) -> str:
     if value is None:
         return "–"
@@ -515,25 +523,20 @@ def main() -> int:
             if report.exists():
                 results["answers_cv"] = json.loads(report.read_text(encoding="utf-8"))
         results["answer_baseline"] = run_script([py, "bench/answer_baseline.py", "--rtqa", str(args.rtqa)], 1800)
+    rtqa_args = ["--rtqa", str(args.rtqa)]
     if have_rtqa and "ranking" not in skip:
-        with tempfile.TemporaryDirectory() as tmp:
-            for key, extra in (("ranking", []), ("ranking_as_of", ["--as-of"])):
-                report = Path(tmp) / f"{key}.json"
-                run_script([py, "bench/tune_ranking.py", "--rtqa", str(args.rtqa), *extra, "--json", str(report)], 3600)
-                if report.exists():
-                    results[key] = json.loads(report.read_text(encoding="utf-8"))
-    if have_rtqa and "feedback" not in skip:
-        with tempfile.TemporaryDirectory() as tmp:
-            report = Path(tmp) / "feedback.json"
-            run_script([py, "bench/tune_feedback.py", "--rtqa", str(args.rtqa), "--json", str(report)], 3600)
-            if report.exists():
-                results["feedback"] = json.loads(report.read_text(encoding="utf-8"))
+        for key, extra in (("ranking", []), ("ranking_as_of", ["--as-of"])):
+            if (found := json_report([py, "bench/tune_ranking.py", *rtqa_args, *extra], 3600)) is not None:
+                results[key] = found
+    if (
+        have_rtqa
+        and "feedback" not in skip
+        and (found := json_report([py, "bench/tune_feedback.py", *rtqa_args], 3600)) is not None
+    ):
+        results["feedback"] = found
     if have_rtqa and "dates" not in skip:
-        with tempfile.TemporaryDirectory() as tmp:
-            report = Path(tmp) / "dates.json"
-            run_script([py, "bench/tune_dates.py", "--rtqa", str(args.rtqa), "--json", str(report)], 3600)
-            if report.exists():
-                results["dates"] = json.loads(report.read_text(encoding="utf-8"))
+        if (found := json_report([py, "bench/tune_dates.py", *rtqa_args], 3600)) is not None:
+            results["dates"] = found
         for key, extra in (("answer_baseline_as_of", ["--as-of"]), ("answer_baseline_window", ["--as-of", "--window"])):
             results[key] = run_script([py, "bench/answer_baseline.py", "--rtqa", str(args.rtqa), *extra], 1800)
     if have_rtqa and "speed" not in skip:

@@ -123,11 +123,18 @@ class Benchmark:
         ]
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def tuning_args(doc: str | None, as_of: bool = True) -> argparse.Namespace:
+    """The tune_ scripts' command line: --rtqa, --json and (where it means something) --as-of."""
+    ap = argparse.ArgumentParser(description=(doc or "").split("\n")[0])
     ap.add_argument("--rtqa", type=Path, default=Path("/tmp/rtqa"))
+    if as_of:
+        ap.add_argument("--as-of", action="store_true", help="ask each question on its question_date")
     ap.add_argument("--json", type=Path)
-    args = ap.parse_args()
+    return ap.parse_args()
+
+
+def main() -> None:
+    args = tuning_args(__doc__, as_of=False)  # this script asks every question both ways
     bench = Benchmark.load(args.rtqa)
     rows, base, gold, weeks = bench.rows, bench.retriever, bench.gold, bench.weeks
     dated, undated = bench.queries(as_of=True), bench.queries(as_of=False)

@@ -12,7 +12,6 @@ idf-weighted share of terms in the headline)), which raised MRR@10 but lost hits
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import json
 import sys
@@ -23,7 +22,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from tune_dates import PLAIN_BM25, Benchmark, bm25_parameters, metrics, ranks, week_folds  # noqa: E402
+from tune_dates import PLAIN_BM25, Benchmark, bm25_parameters, metrics, ranks, tuning_args, week_folds  # noqa: E402
 
 from rag.retrieve import Retriever, RetrieveSettings  # noqa: E402
 
@@ -31,11 +30,7 @@ GRID = {"prf_weight": (0.0, 0.5, 1.0, 1.5), "prf_docs": (5, 10), "prf_terms": (1
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--rtqa", type=Path, default=Path("/tmp/rtqa"))
-    ap.add_argument("--as-of", action="store_true", help="ask each question on its question_date")
-    ap.add_argument("--json", type=Path)
-    args = ap.parse_args()
+    args = tuning_args(__doc__)
     bench = Benchmark.load(args.rtqa)
     rows, base, gold, weeks = bench.rows, bench.retriever, bench.gold, bench.weeks
     queries = bench.queries(args.as_of)

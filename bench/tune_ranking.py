@@ -22,7 +22,6 @@ scored on it. Reported, article level (rag/evaluate.py), all on the same questio
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import json
 import statistics
@@ -38,7 +37,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from tune_dates import PLAIN_BM25, Benchmark, bm25_parameters, metrics, ranks, week_folds  # noqa: E402
+from tune_dates import PLAIN_BM25, Benchmark, bm25_parameters, metrics, ranks, tuning_args, week_folds  # noqa: E402
 
 import rag.bm25  # noqa: E402
 from rag.query import Query  # noqa: E402
@@ -144,11 +143,7 @@ class Variant(Retriever):
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--rtqa", type=Path, default=Path("/tmp/rtqa"))
-    ap.add_argument("--as-of", action="store_true", help="ask each question on its question_date")
-    ap.add_argument("--json", type=Path)
-    args = ap.parse_args()
+    args = tuning_args(__doc__)
     bench = Benchmark.load(args.rtqa)
     rows, base, gold, weeks = bench.rows, bench.retriever, bench.gold, bench.weeks
     queries = bench.queries(args.as_of)

@@ -305,22 +305,75 @@ def load_model(path: Path = MODEL_PATH) -> AnswerModel:
     return AnswerModel.from_json(json.loads(path.read_text(encoding="utf-8")))
 
 
+def quotation_units(text: str, spans: np.ndarray, max_sentences: int = 4) -> list[tuple[int, int]]:
+    """Group sentences into the units a reader should see: each sentence alone, except a quotation
+    that runs over several sentences, which is one unit with the words that say who spoke
+    ("“A major ground operation there would be a mistake. It would lead to ...,” Sullivan said.").
+    Returns [first, last] sentence numbers. A paragraph break ends any quotation; one that does not
+    close within `max_sentences` leaves its sentences alone."""
+    units: list[tuple[int, int]] = []
+    inside = False
+    opened = -1
+    previous_end = -1
+    for i, (start, end) in enumerate(spans.tolist()):
+        if previous_end >= 0 and "\n" in text[previous_end:start]:
+            if opened >= 0:  # the quotation did not close in its paragraph: sentences stay alone
+                units += [(k, k) for k in range(opened, i)]
+            inside, opened = False, -1
+        was_inside = inside
+        for ch in text[start:end]:
+            if ch == "“":
+                inside = True
+            elif ch == "”":
+                inside = False
+            elif ch == '"':
+                inside = not inside
+        previous_end = end
+        if opened < 0 and not was_inside and inside:
+            opened = i
+        elif opened < 0:
+            units.append((i, i))
+        if opened >= 0 and not inside:
+            units.append((opened, i))
+            opened = -1
+        elif opened >= 0 and i - opened + 1 >= max_sentences:
+            units += [(k, k) for k in range(opened, i + 1)]
+            inside, opened = False, -1
+    if opened >= 0:
+        units += [(k, k) for k in range(opened, len(spans))]
+    return units
+
+
+# How far beyond a passage a quotation unit may reach for its opening or closing sentence.
+_UNIT_REACH = 1500
+
+
 def candidates(retriever: Retriever, passages: Sequence[Passage], min_words: int = 4) -> list[Candidate]:
-    """Every sentence of the passages, once, with its stored vector."""
+    """Every sentence (or quotation unit, see `quotation_units`) of the passages, once, with its
+    stored vector (a unit's is the normalised sum of its sentences')."""
     out: list[Candidate] = []
     seen: set[tuple[str, int]] = set()
     table = retriever.stored.sentences
     for rank, passage in enumerate(passages):
         doc = retriever.stored.documents[passage.doc_id]
-        offsets, vectors = table.of(passage.doc_id, passage.start, passage.end)
+        # From the start of the passage's first paragraph, so that an open quotation is seen open.
+        lo = max(doc.text.rfind("\n", 0, passage.start) + 1, passage.start - _UNIT_REACH)
+        offsets, vectors = table.of(passage.doc_id, lo, min(len(doc.text), passage.end + _UNIT_REACH))
+        if not len(offsets):
+            continue
         article_spans = table.spans[passage.doc_id][1]
-        base = int(np.searchsorted(article_spans[:, 0], passage.start)) if len(article_spans) else 0
-        for i, ((start, end), vector) in enumerate(zip(offsets.tolist(), vectors, strict=True)):
+        base = int(np.searchsorted(article_spans[:, 0], int(offsets[0, 0]))) if len(article_spans) else 0
+        for first, last in quotation_units(doc.text, offsets):
+            if not any(passage.start <= int(offsets[i, 0]) < passage.end for i in range(first, last + 1)):
+                continue
+            start, end = int(offsets[first, 0]), int(offsets[last, 1])
             text = doc.text[start:end]
             if (passage.doc_id, start) in seen or len(re.findall(r"\w+", text)) < min_words:
                 continue
             seen.add((passage.doc_id, start))
-            out.append(Candidate(passage, rank, start, end, text, vector, base + i))
+            vector = vectors[first : last + 1].sum(axis=0)
+            vector = vector / (float(np.linalg.norm(vector)) or 1.0)
+            out.append(Candidate(passage, rank, start, end, text, vector.astype(np.float32), base + first))
     return out
 
 

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -375,3 +376,52 @@ def test_quote_opening_with_a_reference_carries_the_sentence_before(tmp_path: Pa
     assert retriever.stored.documents[he.passage.doc_id].text[start : start + len(context)] == context
     plain = found["Captain Hugo Eckener commanded the zeppelin fleet."]
     assert _context_before(retriever, ScoredSentence(plain, 1.0)) == ("", -1)
+
+
+def test_quotation_units_keep_a_quotation_with_its_speaker() -> None:
+    from rag.answer import quotation_units
+    from rag.sentences import sentence_spans
+
+    text = (
+        "He spoke first. “A major operation would be a mistake. It would cost lives,” Sullivan said. "
+        "Then the talks ended.\n“This quote never closes. Nor here.\nA plain line ends it. "
+        '"Straight quotes count. They close too," she said.'
+    )
+    spans = np.array([(s.start, s.end) for s in sentence_spans(text)])
+    units = [text[spans[a, 0] : spans[b, 1]] for a, b in sorted(quotation_units(text, spans))]
+    assert units == [
+        "He spoke first.",
+        "“A major operation would be a mistake. It would cost lives,” Sullivan said.",
+        "Then the talks ended.",
+        "“This quote never closes.",  # a paragraph break ends it: each sentence stays alone
+        "Nor here.",
+        "A plain line ends it.",
+        '"Straight quotes count. They close too," she said.',
+    ]
+    # A quotation that does not close within max_sentences is not merged.
+    assert sorted(quotation_units(text, spans, max_sentences=1)) == [(i, i) for i in range(len(spans))]
+
+
+def test_a_quotation_over_two_sentences_is_one_verbatim_candidate(tmp_path: Path, write_article) -> None:  # type: ignore[no-untyped-def]
+    from rag.answer import candidates
+    from rag.embed import HashEmbedder
+    from rag.index import build_index
+
+    body = (
+        "The minister visited the port on Monday.\n"
+        "“The pier will be finished within two months. We have the ships,” the minister said.\n"
+        "Trucks waited at the gate."
+    )
+    write_article(tmp_path / "src" / "a.txt", body, title="Port", outlet="Harbour News")
+    build_index([tmp_path / "src"], tmp_path / "idx", embedder=HashEmbedder())
+    retriever = get_retriever(tmp_path / "idx")
+    q = retriever.analyse("How long will the pier take?")
+    found = candidates(retriever, retriever.search_query(q, k=3))
+    texts = [c.text for c in found]
+    unit = "“The pier will be finished within two months. We have the ships,” the minister said."
+    assert unit in texts and "We have the ships,” the minister said." not in texts
+    c = found[texts.index(unit)]
+    assert retriever.stored.documents[c.passage.doc_id].text[c.start : c.end] == unit
+    assert abs(float(np.linalg.norm(c.vector)) - 1.0) < 1e-5
+    answer = answer_question(retriever, q)
+    _verbatim(retriever, answer.quotes)

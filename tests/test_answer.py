@@ -272,7 +272,6 @@ def test_real_model_answers_and_abstains(real_index: Path) -> None:
     assert answer_question(retriever, "What is the capital of Australia?").abstained
 
 
-KNOWN_GAP = "issue 8 is open: the sentence model does not yet get this right (see the closing note)"
 
 
 @pytest.mark.slow
@@ -333,13 +332,13 @@ def test_follow_up_about_civilians_quotes_civilian_figures(real_index: Path) -> 
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason=KNOWN_GAP)
 def test_ticked_outlet_without_the_figure_abstains(real_index: Path) -> None:
     post = answer_question(
         get_retriever(real_index), "How many Hamas fighters are in Rafah?", outlets=["The Jerusalem Post"]
     )
     assert post.abstained and not post.quotes
-    assert post.text.startswith("None of the ticked outlets (The Jerusalem Post) reports this")
+    assert post.text.startswith("None of the ticked outlets (The Jerusalem Post) reports this;")
+    assert "All Israel News" in post.text  # who does: its "4,000 and 8,000 operatives"
 
 
 @pytest.mark.slow
@@ -425,3 +424,15 @@ def test_a_quotation_over_two_sentences_is_one_verbatim_candidate(tmp_path: Path
     assert abs(float(np.linalg.norm(c.vector)) - 1.0) < 1e-5
     answer = answer_question(retriever, q)
     _verbatim(retriever, answer.quotes)
+
+
+def test_ticked_outlets_far_weaker_than_the_others_abstain_naming_who_reports_it(fake_index: Path) -> None:
+    retriever = get_retriever(fake_index)
+    question, ticked = "What is the state of the hostage negotiations?", ["The Jerusalem Post"]
+    # scoped_share 0: the ticked outlet's best sentence is quoted, however weak.
+    answered = answer_question(retriever, question, outlets=ticked, settings=AnswerSettings(scoped_share=0.0))
+    assert not answered.abstained and {q.outlet for q in answered.quotes} == {"The Jerusalem Post"}
+    # A share no scoped answer can reach: it abstains, saying the ticked outlet does not report it.
+    refused = answer_question(retriever, question, outlets=ticked, settings=AnswerSettings(scoped_share=10.0))
+    assert refused.abstained and not refused.quotes
+    assert refused.text.startswith("None of the ticked outlets (The Jerusalem Post) reports this")

@@ -31,7 +31,13 @@ window. Windows are whole days, inclusive at both ends, and never run past `as_o
   (the US one, the fourth Thursday of November), Independence Day / the Fourth of July (the US one),
   Halloween, Valentine's Day: "at Easter", "on Christmas Eve 2022", "last Christmas", as for seasons;
   Ramadan, the whole month ("during Ramadan", "since Ramadan", "Ramadan 2024"; the Umm al-Qura
-  calendar, by hijridate, which covers 1924-2077; outside it, no window);
+  calendar, by hijridate, which covers 1924-2077; outside it, no window); Eid al-Fitr (1 Shawwal, 3
+  days) and Eid al-Adha (10 Dhu al-Hijjah, 4 days), by the same calendar; a bare "Eid" is either, the
+  most recent begun ("Eid 2024": from the first day of the year's first Eid to the last of its second);
+  by the Hebrew calendar (pyluach), from the first full day, the evening before left out: Passover (15
+  Nisan, 8 days, as kept outside Israel), Rosh Hashanah (2 days), Yom Kippur, Hanukkah (25 Kislev, 8
+  days); the Lunar or Chinese New Year by the Chinese calendar (lunar-python): the day and the six after
+  it, "Lunar New Year's Day" the day, "... Eve" the day before;
 - "since X" / "after X" / "from X" bound the start, "until X" / "before X" / "by X" the end,
   "between X and Y" both;
 - "the latest", "now", "currently", "recent", "so far": no window, a strong recency preference.
@@ -39,18 +45,19 @@ window. Windows are whole days, inclusive at both ends, and never run past `as_o
 A quarter, season or holiday is a time only after a preposition ("in Q1", "since Easter", "at
 Christmas"), with a modifier ("last quarter", "this spring", "over the summer") or with a year ("Q3
 2023"), and not when a noun or "of" follows it ("Q3 earnings", "spring break", "Spring Break", "the
-Christmas market", "the Easter Rising", "the Fall of Kabul", "the summer of love") or, for "fall",
-a word that makes it a drop ("after the fall in prices"). "In the new year" is not New Year's Day.
+Christmas market", "the Easter Rising", "the Fall of Kabul", "the summer of love", "after the Eid
+prayers", "the Yom Kippur War") or, for "fall", a word that makes it a drop ("after the fall in
+prices"). "In the new year" is not New Year's Day; "a Ramadan ceasefire", "a Passover truce" are things.
 
 Left alone: a bare year or month ("the 2021 election", "Theresa May"), a date naming a thing ("the
 May 9 rule", "the January 6 committee"), a baseline ("compared to a year ago", "than last year"), a
 plan ("later this year", "next summer"), and anything the calendar cannot date. Events of a story
 ("since the ceasefire", "at the start of the war") have a day only the articles know: no window, and
-the question is searched as written, the event's words included. Other holidays of a lunar or other
-calendar (Eid, Passover, Hanukkah, Diwali, the Lunar New Year) have no window either: only Ramadan
-is read, through hijridate. "Independence Day" after a country ("Ukraine's
-Independence Day") and "Canadian Thanksgiving" are not read as the US days. "In the fourth quarter"
-of a game reads as a calendar quarter (an `explicit`, soft window).
+the question is searched as written, the event's words included. Diwali has no window either: its
+day comes from the Hindu lunisolar calendar, reckoned differently by region, and no small pure-Python
+package for it was found; nor have holidays not listed above (Sukkot, Purim, Holi, Vesak). "Independence
+Day" after a country ("Ukraine's Independence Day") and "Canadian Thanksgiving" are not read as the US
+days. "In the fourth quarter" of a game reads as a calendar quarter (an `explicit`, soft window).
 
 The window is the time the question is about, not always when it was reported: a report of
 Monday's event may be published on Tuesday, and "the insurrection on January 6, 2021" names an

@@ -31,7 +31,13 @@ window. Windows are whole days, inclusive at both ends, and never run past `as_o
   (the US one, the fourth Thursday of November), Independence Day / the Fourth of July (the US one),
   Halloween, Valentine's Day: "at Easter", "on Christmas Eve 2022", "last Christmas", as for seasons;
   Ramadan, the whole month ("during Ramadan", "since Ramadan", "Ramadan 2024"; the Umm al-Qura
-  calendar, by hijridate, which covers 1924-2077; outside it, no window);
+  calendar, by hijridate, which covers 1924-2077; outside it, no window); Eid al-Fitr (1 Shawwal, 3
+  days) and Eid al-Adha (10 Dhu al-Hijjah, 4 days), by the same calendar; a bare "Eid" is either, the
+  most recent begun ("Eid 2024": from the first day of the year's first Eid to the last of its second);
+  by the Hebrew calendar (pyluach), from the first full day, the evening before left out: Passover (15
+  Nisan, 8 days, as kept outside Israel), Rosh Hashanah (2 days), Yom Kippur, Hanukkah (25 Kislev, 8
+  days); the Lunar or Chinese New Year by the Chinese calendar (lunar-python): the day and the six after
+  it, "Lunar New Year's Day" the day, "... Eve" the day before;
 - "since X" / "after X" / "from X" bound the start, "until X" / "before X" / "by X" the end,
   "between X and Y" both;
 - "the latest", "now", "currently", "recent", "so far": no window, a strong recency preference.
@@ -39,18 +45,19 @@ window. Windows are whole days, inclusive at both ends, and never run past `as_o
 A quarter, season or holiday is a time only after a preposition ("in Q1", "since Easter", "at
 Christmas"), with a modifier ("last quarter", "this spring", "over the summer") or with a year ("Q3
 2023"), and not when a noun or "of" follows it ("Q3 earnings", "spring break", "Spring Break", "the
-Christmas market", "the Easter Rising", "the Fall of Kabul", "the summer of love") or, for "fall",
-a word that makes it a drop ("after the fall in prices"). "In the new year" is not New Year's Day.
+Christmas market", "the Easter Rising", "the Fall of Kabul", "the summer of love", "after the Eid
+prayers", "the Yom Kippur War") or, for "fall", a word that makes it a drop ("after the fall in
+prices"). "In the new year" is not New Year's Day; "a Ramadan ceasefire", "a Passover truce" are things.
 
 Left alone: a bare year or month ("the 2021 election", "Theresa May"), a date naming a thing ("the
 May 9 rule", "the January 6 committee"), a baseline ("compared to a year ago", "than last year"), a
 plan ("later this year", "next summer"), and anything the calendar cannot date. Events of a story
 ("since the ceasefire", "at the start of the war") have a day only the articles know: no window, and
-the question is searched as written, the event's words included. Other holidays of a lunar or other
-calendar (Eid, Passover, Hanukkah, Diwali, the Lunar New Year) have no window either: only Ramadan
-is read, through hijridate. "Independence Day" after a country ("Ukraine's
-Independence Day") and "Canadian Thanksgiving" are not read as the US days. "In the fourth quarter"
-of a game reads as a calendar quarter (an `explicit`, soft window).
+the question is searched as written, the event's words included. Diwali has no window either: its
+day comes from the Hindu lunisolar calendar, reckoned differently by region, and no small pure-Python
+package for it was found; nor have holidays not listed above (Sukkot, Purim, Holi, Vesak). "Independence
+Day" after a country ("Ukraine's Independence Day") and "Canadian Thanksgiving" are not read as the US
+days. "In the fourth quarter" of a game reads as a calendar quarter (an `explicit`, soft window).
 
 The window is the time the question is about, not always when it was reported: a report of
 Monday's event may be published on Tuesday, and "the insurrection on January 6, 2021" names an
@@ -65,10 +72,13 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from rag.errors import QueryError
 from rag.types import Span
+
+if TYPE_CHECKING:
+    from hijridate import Hijri
 
 Recency = Literal["mild", "strong"]  # mild: the default prior; strong: "latest", "now", "currently"
 
@@ -93,6 +103,8 @@ _HOLIDAY_NAMES = (
     r"christmas(?:\s+(?:day|eve))?|xmas|new\s+year(?:['’]?s)?(?:\s+(?:day|eve))?|good\s+friday"
     r"|easter(?:\s+(?:sunday|monday|weekend))?|thanksgiving(?:\s+day)?|independence\s+day"
     r"|fourth\s+of\s+july|july\s+fourth|halloween|valentine['’]?s(?:\s+day)?|ramadan"
+    r"|eid(?:[\s-]+(?:al|ul|el)[\s-]*(?:fitr|adha))?|passover|pesach|c?hanukk?ah|rosh\s+hashanah?|yom\s+kippur"
+    r"|(?:lunar|chinese)\s+new\s+year(?:['’]?s)?(?:\s+(?:day|eve))?"
 )
 
 # Each alternative is a named group: its name says how the phrase is resolved.
@@ -465,14 +477,23 @@ def _season(match: re.Match[str], as_of: date) -> tuple[date, date] | None:
 
 def _holiday(match: re.Match[str], as_of: date) -> tuple[date, date] | None:
     """A holiday with a fixed or computable date (Easter: dateutil), in its year or the most recent one."""
-    name = re.sub(r"['’]", "", " ".join(match["holiday_name"].lower().split()))
+    name = re.sub(r"['’]", "", " ".join(re.sub(r"-", " ", match["holiday_name"].lower()).split()))
+    name = _SPELLINGS.get(name, name)
+    modifier = " ".join((match["holiday_mod"] or "").lower().split())
     try:
+        if name == "eid":
+            return _either_eid(int(match["holiday_year"]) if match["holiday_year"] else None, modifier, as_of)
         if match["holiday_year"]:
             return _holiday_days(name, int(match["holiday_year"]))
-        modifier = " ".join((match["holiday_mod"] or "").lower().split())
         return _occurrence(lambda year: _holiday_days(name, year), modifier, as_of)
     except OverflowError:  # a Hijri date outside the calendar's table
         return None
+
+
+_SPELLINGS = {
+    "pesach": "passover", "hanukah": "hanukkah", "chanukah": "hanukkah", "chanukkah": "hanukkah",
+    "rosh hashana": "rosh hashanah",
+}  # fmt: skip
 
 
 def _holiday_days(name: str, year: int) -> tuple[date, date]:
@@ -486,6 +507,12 @@ def _holiday_days(name: str, year: int) -> tuple[date, date]:
         return sunday + timedelta(days=first), sunday + timedelta(days=last)
     if name == "ramadan":
         return _ramadan(year)
+    if name.startswith("eid"):  # "eid al fitr", "eid ul adha"
+        return _eid(_hijri_year_of(year, *_EIDS[name.endswith("adha")][:2]), name.endswith("adha"))
+    if name in _HEBREW:
+        return _hebrew(name, year)
+    if name.startswith(("lunar", "chinese")):
+        return _lunar_new_year(name, year)
     if name == "thanksgiving" or name == "thanksgiving day":  # the US one: the fourth Thursday of November
         first_thursday = date(year, 11, 1) + timedelta(days=(3 - date(year, 11, 1).weekday()) % 7)
         day = first_thursday + timedelta(weeks=3)
@@ -505,23 +532,97 @@ def _holiday_days(name: str, year: int) -> tuple[date, date]:
 def _ramadan(year: int) -> tuple[date, date]:
     """The Ramadan that begins in `year` (the first, in the years that hold the start of two), as
     the Umm al-Qura calendar has it."""
+    from hijridate import Hijri
+
+    month = Hijri(_hijri_year_of(year, 9, 1), 9, 1)
+    return _hijri_days(month, month.month_length())
+
+
+# (Hijri month, day, days): Eid al-Fitr, 1 Shawwal, 3 days; Eid al-Adha, 10 Dhu al-Hijjah, 4 days
+# (the day of sacrifice and the three days of Tashriq), as they are commonly kept as holidays.
+_EIDS = ((10, 1, 3), (12, 10, 4))
+
+
+def _eid(hijri_year: int, adha: bool) -> tuple[date, date]:
+    from hijridate import Hijri
+
+    month, day, days = _EIDS[adha]
+    return _hijri_days(Hijri(hijri_year, month, day), days)
+
+
+def _either_eid(year: int | None, modifier: str, as_of: date) -> tuple[date, date] | None:
+    """Bare "Eid": either Eid, and so the most recent of the two begun by `as_of` (or the one the
+    modifier picks): they are about 70 and 285 days apart, so the one just past is what "since Eid"
+    or "during Eid" means. "Eid 2024" names one of the two Eids of that year, not which one: the
+    window holds both (from the first day of the first to the last day of the second), soft as any
+    holiday's."""
+    from hijridate import Gregorian
+
+    if year is not None:
+        fitr, adha = _holiday_days("eid al fitr", year), _holiday_days("eid al adha", year)
+        return min(fitr[0], adha[0]), max(fitr[1], adha[1])
+    # The Eids in order: index 2h is Eid al-Fitr of Hijri year h, 2h + 1 its Eid al-Adha.
+    start = 2 * (Gregorian(as_of.year, as_of.month, as_of.day).to_hijri().year + 1)
+    return _occurrence(lambda index: _eid(index // 2, bool(index % 2)), modifier, as_of, start)
+
+
+def _hijri_year_of(year: int, month: int, day: int) -> int:
+    """The Hijri year whose `month`/`day` falls in Gregorian `year` (the first, in years holding two)."""
     from hijridate import Gregorian, Hijri
 
     hijri_year = Gregorian(year, 1, 1).to_hijri().year
-    month = Hijri(hijri_year, 9, 1)
-    if month.to_gregorian() < date(year, 1, 1):  # this Hijri year's Ramadan was last year
-        month = Hijri(hijri_year + 1, 9, 1)
-    start = month.to_gregorian()
+    if Hijri(hijri_year, month, day).to_gregorian() < date(year, 1, 1):  # it was last year
+        hijri_year += 1
+    return hijri_year
+
+
+def _hijri_days(first_day: Hijri, days: int) -> tuple[date, date]:
+    start = first_day.to_gregorian()
     first = date(start.year, start.month, start.day)  # a plain date, not hijridate's subclass
-    return first, first + timedelta(days=month.month_length() - 1)
+    return first, first + timedelta(days=days - 1)
 
 
-def _occurrence(days_in: Callable[[int], tuple[date, date]], modifier: str, as_of: date) -> tuple[date, date] | None:
+# (Hebrew month, counted from Nisan = 1 as pyluach does; day; days): each from its first full day, the
+# evening before it left out as a calendar lists it. Passover: 8 days, as kept outside Israel (7 in
+# Israel): the longer window loses nothing, news of its last day is Passover news.
+_HEBREW = {"passover": (1, 15, 8), "rosh hashanah": (7, 1, 2), "yom kippur": (7, 10, 1), "hanukkah": (9, 25, 8)}
+
+
+def _hebrew(name: str, year: int) -> tuple[date, date]:
+    """A Jewish holiday in Gregorian `year`, by the Hebrew calendar (pyluach)."""
+    from pyluach.dates import HebrewDate
+
+    month, day, days = _HEBREW[name]
+    # The Hebrew year begins in Tishrei (7), in the autumn: Passover of 2024 is in 5784, Hanukkah in 5785.
+    first = HebrewDate(year + 3760 + (month >= 7), month, day).to_pydate()
+    return first, first + timedelta(days=days - 1)
+
+
+def _lunar_new_year(name: str, year: int) -> tuple[date, date]:
+    """The Lunar New Year in Gregorian `year` (21 January to 20 February), by the Chinese calendar
+    (lunar-python). "Lunar New Year's Day": the day; "... Eve": the day before; plain: the day and the six
+    after it, the week that China's Spring Festival holiday and Vietnam's Tet take off, not the 15 days to
+    the Lantern Festival, which would make "during the Lunar New Year" a month of news."""
+    from lunar_python import Lunar
+
+    solar = Lunar.fromYmd(year, 1, 1).getSolar()
+    day = date(solar.getYear(), solar.getMonth(), solar.getDay())
+    if name.endswith("eve"):
+        return day - timedelta(days=1), day - timedelta(days=1)
+    return day, day + timedelta(days=0 if name.endswith("day") else 6)
+
+
+def _occurrence(
+    days_in: Callable[[int], tuple[date, date]], modifier: str, as_of: date, start: int | None = None
+) -> tuple[date, date] | None:
     """Which year's season or holiday a phrase means. Plain ("in the summer", "at Easter"): the most
     recent begun by `as_of`; "last", "this past": the most recent over before `as_of` ("last winter" asked
     in April is the one just gone); "this": the one under way, else the nearer of the last and the next,
-    and no window when that is the next one ("this summer" asked in April is a plan)."""
-    year = as_of.year + 1
+    and no window when that is the next one ("this summer" asked in April is a plan).
+
+    `days_in` maps a year, or another index of the occurrences in order (from `start`, one that has not
+    begun by `as_of`), to the days of one occurrence."""
+    year = as_of.year + 1 if start is None else start
     while days_in(year)[0] > as_of:
         year -= 1
     begun = days_in(year)

@@ -145,8 +145,8 @@ def test_recency_and_a_window_together() -> None:
         "What happened since the ceasefire?",
         "What happened at the start of the war?",
         "Who attacked before the ceasefire began?",
-        # holidays of a lunar or other calendar other than Ramadan: not read
-        "What happened since the Lunar New Year?",
+        # holidays of a calendar not read (Diwali: the Hindu lunisolar calendar)
+        "What happened since Diwali?",
         "Will the talks resume in the new year?",  # a plan, or the months after it
         # a season, quarter, holiday or date that is part of a name or a thing
         "Who was killed after the Fall of Kabul?",
@@ -161,6 +161,12 @@ def test_recency_and_a_window_together() -> None:
         "Who was stabbed at the Christmas market?",
         "What happened after the Easter Rising?",
         "Will there be a Ramadan ceasefire?",
+        "Will there be a Passover truce?",
+        "Who attended the Eid prayers?",
+        "Who spoke after the Eid prayers?",
+        "Who was hurt after the Passover seder?",
+        "What changed after the Yom Kippur War?",
+        "Who marched during the Lunar New Year parade?",
         "What happened on Ukraine's Independence Day?",
         "What is the May 9 rule?",
         "What did the January 6 committee find?",
@@ -245,6 +251,7 @@ PHRASE_WORDS = (
     "on in since until before after between and or to from the latest now March May may Monday last this past "
     "week weeks month year days ago few 29 2022 2022-02-30 12/31/2022 early late weekend today USA Rafah ? "
     "fortnight quarter Q1 q3 first summer fall Spring winter of Break Easter Christmas New Year's Eve Kabul"
+    " Eid al-Adha Passover Hanukkah Lunar Yom Kippur"
 )
 WORDS = st.sampled_from(PHRASE_WORDS.split())
 
@@ -331,6 +338,10 @@ def test_fortnights_quarters_seasons_holidays(question: str, since: str, until: 
         ("Protests before the winter?", None, "2023-11-30"),
         ("Protests since Q1?", "2024-01-01", None),
         ("Protests since Ramadan?", "2024-03-11", None),
+        ("Protests since Eid al-Fitr?", "2024-04-10", None),
+        ("Protests since Eid?", "2024-04-10", None),  # either Eid: the most recent begun
+        ("Protests before Passover?", None, "2023-04-05"),  # 2024's is still to come
+        ("Protests since the Lunar New Year?", "2024-02-10", None),
     ],
 )
 def test_bounds_by_holidays_seasons_quarters(question: str, since: str | None, until: str | None) -> None:
@@ -362,11 +373,54 @@ def test_which_year_a_season_quarter_or_holiday_is(question: str, as_of: str, si
 
 
 @pytest.mark.parametrize(
+    ("question", "as_of", "since", "until"),
+    [
+        # Eid al-Fitr, 1 Shawwal, 3 days; Eid al-Adha, 10 Dhu al-Hijjah, 4 days (Umm al-Qura, by hijridate)
+        ("What happened during Eid al-Fitr?", "2024-05-01", "2024-04-10", "2024-04-12"),
+        ("What happened during Eid ul-Fitr 2024?", "2024-11-01", "2024-04-10", "2024-04-12"),
+        ("What happened over Eid al-Adha?", "2024-07-01", "2024-06-16", "2024-06-19"),
+        ("What happened last Eid al-Adha?", "2024-06-17", "2023-06-28", "2023-07-01"),  # this one is under way
+        ("What happened in Eid-al-Adha 2023?", "2024-11-01", "2023-06-28", "2023-07-01"),
+        # bare "Eid": either, the most recent begun; "last Eid" during Eid al-Adha is Eid al-Fitr
+        ("What happened during Eid?", "2024-05-01", "2024-04-10", "2024-04-12"),
+        ("What happened during Eid?", "2024-07-01", "2024-06-16", "2024-06-19"),
+        ("What happened last Eid?", "2024-06-17", "2024-04-10", "2024-04-12"),
+        ("What happened over Eid 2024?", "2024-11-01", "2024-04-10", "2024-06-19"),  # both of the year's Eids
+        # Passover, 15 Nisan, 8 days (began at sundown on 22 April 2024); Hanukkah, 25 Kislev, 8 days
+        ("What happened during Passover?", "2024-05-01", "2024-04-23", "2024-04-30"),
+        ("What happened during Passover?", "2024-04-25", "2024-04-23", "2024-04-25"),  # under way: up to as_of
+        ("What happened last Passover?", "2024-04-25", "2023-04-06", "2023-04-13"),
+        ("What happened over Pesach 2024?", "2024-11-01", "2024-04-23", "2024-04-30"),
+        ("What happened during Hanukkah?", "2024-01-10", "2023-12-08", "2023-12-15"),
+        ("What happened at Chanukah 2023?", "2024-11-01", "2023-12-08", "2023-12-15"),
+        # Rosh Hashanah, 1-2 Tishrei; Yom Kippur, 10 Tishrei
+        ("What happened on Rosh Hashanah?", "2023-10-01", "2023-09-16", "2023-09-17"),
+        ("What happened on Rosh Hashana 2023?", "2024-11-01", "2023-09-16", "2023-09-17"),
+        ("What happened on Yom Kippur?", "2023-10-01", "2023-09-25", "2023-09-25"),
+        ("What happened on Yom Kippur 2023?", "2024-11-01", "2023-09-25", "2023-09-25"),
+        # the Lunar New Year (lunar-python): the day and the six after it; its Day; its Eve
+        ("What happened during the Lunar New Year?", "2024-03-01", "2024-02-10", "2024-02-16"),
+        ("What happened at Chinese New Year?", "2024-02-12", "2024-02-10", "2024-02-12"),
+        ("What happened last Lunar New Year?", "2024-02-12", "2023-01-22", "2023-01-28"),  # this one is under way
+        ("What happened on Lunar New Year's Day 2025?", "2025-03-01", "2025-01-29", "2025-01-29"),
+        ("What happened on Chinese New Year's Eve?", "2024-03-01", "2024-02-09", "2024-02-09"),
+    ],
+)
+def test_holidays_of_the_hijri_hebrew_and_chinese_calendars(question: str, as_of: str, since: str, until: str) -> None:
+    scope = resolve_time(question, d(as_of))
+    assert (scope.since, scope.until) == (d(since), d(until))
+    assert scope.explicit
+    assert scope.search_text(question) == "What happened?"
+
+
+@pytest.mark.parametrize(
     ("question", "as_of"),
     [
         ("Will prices rise this summer?", "2024-04-10"),  # the next summer is nearer: a plan
         ("Will gas run short this winter?", "2024-11-20"),
         ("Where will the King spend this Christmas?", "2024-11-20"),
+        ("Will there be a truce this Eid?", "2024-06-10"),  # Eid al-Adha, 6 days away, is nearer than Eid al-Fitr
+        ("Where will the family spend this Hanukkah?", "2024-11-20"),
     ],
 )
 def test_this_season_or_holiday_still_to_come_is_no_window(question: str, as_of: str) -> None:

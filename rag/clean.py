@@ -12,7 +12,7 @@ from collections import Counter
 from rag.types import Span
 
 # Part of every index's fingerprint: a change to these rules re-chunks the articles.
-CLEAN_VERSION = 2
+CLEAN_VERSION = 3  # 3: a line printed twice is kept once, not dropped
 
 # A line that starts the site's footer: everything from here on is boilerplate.
 # Only honoured in the second half of a document, so an article that happens to
@@ -43,7 +43,7 @@ _BIO_LINE = re.compile(
 
 # A section label glued to the next words: "newsU.S.-Israel Relations", "Inside story'This isn't ..."
 _GLUED_LABEL = re.compile(r"^([A-Za-z][a-z]+(?: [a-z]+){0,2})(?=[A-Z‘'“\"][^\s])")
-_MIN_REPEATED_LINE = 40  # shorter repeated lines ("Israel is at war.") are not captions
+_MIN_REPEATED_LINE = 40  # shorter repeated lines ("Israel is at war.") are prose: every copy stays
 
 
 def line_spans(text: str) -> list[Span]:
@@ -61,12 +61,15 @@ def line_spans(text: str) -> list[Span]:
 
 
 def clean_spans(text: str) -> list[Span]:
-    """The paragraphs of article text, in order, boilerplate and repeated captions left out.
+    """The paragraphs of article text, in order, boilerplate left out and a repeated line kept once.
 
-    A caption printed once stays: captions carry facts ("the Philadelphi Corridor, a buffer zone...")."""
+    Captions stay: they carry facts ("the Philadelphi Corridor, a buffer zone...", where and when a
+    photo was taken). A long line printed twice (a caption above and below its photo, a paragraph a
+    live page repeats) is kept the first time only; dropping both copies lost those facts."""
     lines = line_spans(text)
     counts = Counter(text[s.start : s.end] for s in lines)
     kept: list[Span] = []
+    seen: set[str] = set()
     half = len(text) // 2
     for number, span in enumerate(lines):
         line = text[span.start : span.end]
@@ -75,7 +78,9 @@ def clean_spans(text: str) -> list[Span]:
         if _BOILERPLATE_LINE.match(line) or _BIO_LINE.match(line):
             continue
         if counts[line] > 1 and len(line) >= _MIN_REPEATED_LINE:
-            continue  # a caption printed twice
+            if line in seen:
+                continue  # printed again: once is enough
+            seen.add(line)
         if number < 3:
             glued = _GLUED_LABEL.match(line)
             if glued and glued.end() < len(line):

@@ -38,7 +38,7 @@ _KINDS: tuple[tuple[str, re.Pattern[str]], ...] = (
         "number",
         re.compile(
             r"\bhow (?:many|much|large|big|old|high|far)\b|\bwhat (?:share|number|percentage|proportion|amount|"
-            r"fraction|age)\b|\bhow many\b",
+            r"fraction|age)\b|\bhow many\b|\b(?:about|on) the (?:number|size|share|(?:death )?toll)\b",
             re.I,
         ),
     ),
@@ -52,7 +52,8 @@ _AUX = (
     r"still|said|say|says|reported"
 )
 _FOCUS_AFTER = re.compile(
-    rf"\b(?:how (?:many|much)|what (?:share|number|percentage|proportion|amount) of|which|what)\s+"
+    rf"\b(?:how (?:many|much)|what (?:share|number|percentage|proportion|amount) of|"
+    rf"(?:about|on) the (?:number|size|share|toll) of|which|what)\s+"
     rf"((?:(?!(?:{_AUX})\b)[\w'-]+\s*){{1,3}})",
     re.IGNORECASE,
 )

@@ -44,6 +44,8 @@ def test_follow_up_is_told_from_a_self_contained_question(question: str, follow:
     [
         ("How many Hamas fighters are in Rafah?", "number"),
         ("What share of Jewish Israelis support it?", "number"),
+        ("What does JNS say about the number of Hamas fighters in Rafah?", "number"),
+        ("What did the ministry say on the death toll of the strike?", "number"),
         ("How long did the meeting last?", "duration"),
         ("When was the meeting held?", "date"),
         ("Who led the American side?", "name"),
@@ -61,6 +63,7 @@ def test_focus_is_what_is_asked_about() -> None:
     assert focus_of("What kind of link did they use?") == "link"
     assert focus_of("Which Israeli newspaper reported the poll?") == "Israeli newspaper"
     assert focus_of("Why was it cancelled?") == ""
+    assert focus_of("What does JNS say about the number of Hamas fighters in Rafah?") == "Hamas fighters"
 
 
 def test_history_is_used_only_by_a_follow_up() -> None:

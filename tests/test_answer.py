@@ -272,8 +272,6 @@ def test_real_model_answers_and_abstains(real_index: Path) -> None:
     assert answer_question(retriever, "What is the capital of Australia?").abstained
 
 
-
-
 @pytest.mark.slow
 def test_abstains_on_a_question_about_a_name_the_articles_never_mention(real_index: Path) -> None:
     assert answer_question(get_retriever(real_index), "Who won the 2022 FIFA World Cup?").abstained

@@ -205,11 +205,13 @@ def test_paragraph_break_does_not_duplicate_a_chunk() -> None:
     assert [(c.start, c.end) for c in chunks] == [(0, len(text))]
 
 
-def test_dropped_caption_never_inside_a_chunk() -> None:
+def test_second_copy_of_a_caption_never_inside_a_chunk() -> None:
     caption = "Palestinians walk next to the border fence in Rafah, southern Gaza Strip, on March 24, 2024. (AFP)"
     text = f"The sides met.\n{caption}\n{caption}\nThe talks went on.\n"
     chunks = chunk_document(make_doc(text), ChunkSettings(), word_count)
-    assert [c.text for c in chunks] == ["The sides met.", "The talks went on."]
+    assert [c.text for c in chunks] == [f"The sides met.\n{caption}", "The talks went on."]
+    second = text.rindex(caption)
+    assert not any(c.start <= second < c.end for c in chunks)
 
 
 def test_pdf_chunks_carry_page_numbers() -> None:

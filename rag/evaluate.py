@@ -2,6 +2,9 @@
 
 Two formats are read, told apart line by line:
   * QA lines (../shared/eval/seed_qa.jsonl): id, question, history, gold_outlets, answer_groups, type;
+    scored as ../shared/eval/score.py does: recall@k, answer, exact, precision (the share of the
+    quotes given for answerable questions that hold an answer string, pooled), first (the first
+    quote holds one), scoped, abstain;
   * benchmark lines (../shared/bench/README.md): id, question, answer, choices, gold: [{source, title, url}].
 """
 
@@ -137,7 +140,7 @@ def evaluate(
         if progress:
             progress(i)
     report: dict[str, Any] = {"questions": len(rows)}
-    report.update({key: _mean(values) for key, values in tally.values.items()})
+    report.update(_summary(tally))
     if ask:
         report["faithful"] = round(sum(verbatim) / len(verbatim), 3) if verbatim else None
         report["quotes"] = len(verbatim)
@@ -145,10 +148,20 @@ def evaluate(
     if ask:
         report["ask_ms"] = _percentiles(ask_ms)
     if len(by_type) > 1:
-        report["by_type"] = {
-            kind: {key: _mean(values) for key, values in sub.values.items()} for kind, sub in sorted(by_type.items())
-        }
+        report["by_type"] = {kind: _summary(sub) for kind, sub in sorted(by_type.items())}
     return report
+
+
+_HELD, _QUOTED = "_quotes_holding_an_answer", "_quotes_given"
+
+
+def _summary(tally: _Tally) -> dict[str, Any]:
+    """Means per question, and precision pooled over the quotes (as score.py counts it)."""
+    out = {key: _mean(values) for key, values in tally.values.items() if not key.startswith("_")}
+    quoted = sum(tally.values.get(_QUOTED, []))
+    if _QUOTED in tally.values:
+        out["precision"] = round(sum(tally.values[_HELD]) / quoted, 3) if quoted else None
+    return out
 
 
 def _score_qa(
@@ -171,9 +184,14 @@ def _score_qa(
         return
     quoted = [(norm(q.text), outlet_key(q.outlet) in gold) for q in answer.quotes]
     found = _groups_found(groups, quoted)
+    strings = [norm(a) for group in groups for a in group]
+    holds = [any(a in text for a in strings) for text, _ in quoted]
     for t in (tally, sub):
         t.add("answer", found)
         t.add("exact", float(found == 1.0))
+        t.add("first", float(bool(holds) and holds[0]))
+        t.add(_HELD, float(sum(holds)))
+        t.add(_QUOTED, float(len(holds)))
     if row.get("type") == "outlet-scoped":
         scoped = float(bool(answer.quotes) and all(outlet_key(q.outlet) in gold for q in answer.quotes))
         tally.add("scoped", scoped)

@@ -53,7 +53,7 @@ _AUX = (
 )
 _FOCUS_AFTER = re.compile(
     rf"\b(?:how (?:many|much)|what (?:share|number|percentage|proportion|amount) of|"
-    rf"(?:about|on) the (?:number|size|share|toll) of|which|what)\s+"
+    rf"(?:about|on) the (?:number|size|share|(?:death )?toll) of|which|what)\s+"
     rf"((?:(?!(?:{_AUX})\b)[\w'-]+\s*){{1,3}})",
     re.IGNORECASE,
 )

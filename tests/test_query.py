@@ -64,6 +64,7 @@ def test_focus_is_what_is_asked_about() -> None:
     assert focus_of("Which Israeli newspaper reported the poll?") == "Israeli newspaper"
     assert focus_of("Why was it cancelled?") == ""
     assert focus_of("What does JNS say about the number of Hamas fighters in Rafah?") == "Hamas fighters"
+    assert focus_of("What did the ministry say on the death toll of the strike?") == "strike"
 
 
 def test_history_is_used_only_by_a_follow_up() -> None:

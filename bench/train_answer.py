@@ -27,7 +27,8 @@ after the shipped model was fitted, and the shared set).
 Also tried (2026-11-23, late) and dropped, on the same checks: refitting on the 90 training
 questions plus the 80 fresh ones (fresh questions then no longer held out; seed_qa and seed_dev no
 better than the shipped model); a phrase-run feature (longest run of the question's words in the
-sentence); count, slot-near-focus and no-new-words gates after the model.
+sentence); a predicate feature (the question's terms before its setting, "Who *led the American
+side* in the virtual meeting"); count, slot-near-focus and no-new-words gates after the model.
 """
 
 from __future__ import annotations

@@ -37,7 +37,7 @@ window. Windows are whole days, inclusive at both ends, and never run past `as_o
   by the Hebrew calendar (pyluach), from the first full day, the evening before left out: Passover (15
   Nisan, 8 days, as kept outside Israel), Rosh Hashanah (2 days), Yom Kippur, Hanukkah (25 Kislev, 8
   days); the Lunar or Chinese New Year by the Chinese calendar (lunar-python): the day and the six after
-  it, "Lunar New Year's Day" the day, "... Eve" the day before;
+  it (China's "Spring Festival" the same), "Lunar New Year's Day" the day, "... Eve" the day before;
 - "since X" / "after X" / "from X" bound the start, "until X" / "before X" / "by X" the end,
   "between X and Y" both;
 - "the latest", "now", "currently", "recent", "so far": no window, a strong recency preference.
@@ -104,7 +104,7 @@ _HOLIDAY_NAMES = (
     r"|easter(?:\s+(?:sunday|monday|weekend))?|thanksgiving(?:\s+day)?|independence\s+day"
     r"|fourth\s+of\s+july|july\s+fourth|halloween|valentine['’]?s(?:\s+day)?|ramadan"
     r"|eid(?:[\s-]+(?:al|ul|el)[\s-]*(?:fitr|adha))?|passover|pesach|c?hanukk?ah|rosh\s+hashanah?|yom\s+kippur"
-    r"|(?:lunar|chinese)\s+new\s+year(?:['’]?s)?(?:\s+(?:day|eve))?"
+    r"|(?:lunar|chinese)\s+new\s+year(?:['’]?s)?(?:\s+(?:day|eve))?|spring\s+festival"
 )
 
 # Each alternative is a named group: its name says how the phrase is resolved.
@@ -119,7 +119,7 @@ _PHRASES = (
     rf"|(?:last|final)\s+quarter,?\s+(?:of\s+)?{_YEAR}|{_YEAR}\s+q[1-4]"
     r"|(?P<quarter_rel>this|(?:the\s+)?(?:current|last|previous|past))\s+quarter)\b",
     rf"(?P<season>(?:(?P<season_mod>this(?:\s+past)?|(?:the\s+)?(?:last|past)|over\s+the)\s+)?"
-    rf"(?P<season_name>spring|summer|autumn|fall|winter)"
+    rf"(?P<season_name>spring(?!\s+festival)|summer|autumn|fall|winter)"
     rf"(?:,?\s+(?:of\s+)?(?P<season_year>{_YEAR})(?:[-/](?P<season_to>(?:19|20)?\d{{2}})\b)?)?)\b",
     rf"(?P<holiday>(?P<holiday_at>(?:at|over|around)\s+(?:the\s+)?)?(?:(?P<holiday_mod>this(?:\s+past)?|last|past)\s+)?"
     rf"(?P<holiday_name>{_HOLIDAY_NAMES})(?:,?\s+(?:of\s+)?(?P<holiday_year>{_YEAR}))?)\b",
@@ -479,6 +479,8 @@ def _holiday(match: re.Match[str], as_of: date) -> tuple[date, date] | None:
     """A holiday with a fixed or computable date (Easter: dateutil), in its year or the most recent one."""
     name = re.sub(r"['’]", "", " ".join(re.sub(r"-", " ", match["holiday_name"].lower()).split()))
     name = _SPELLINGS.get(name, name)
+    if name == "spring festival" and not match["holiday_name"].istitle():
+        return None  # "the spring festival" of a town is not China's Spring Festival
     modifier = " ".join((match["holiday_mod"] or "").lower().split())
     try:
         if name == "eid":
@@ -511,7 +513,7 @@ def _holiday_days(name: str, year: int) -> tuple[date, date]:
         return _eid(_hijri_year_of(year, *_EIDS[name.endswith("adha")][:2]), name.endswith("adha"))
     if name in _HEBREW:
         return _hebrew(name, year)
-    if name.startswith(("lunar", "chinese")):
+    if name.startswith(("lunar", "chinese", "spring festival")):  # China's name for it
         return _lunar_new_year(name, year)
     if name == "thanksgiving" or name == "thanksgiving day":  # the US one: the fourth Thursday of November
         first_thursday = date(year, 11, 1) + timedelta(days=(3 - date(year, 11, 1).weekday()) % 7)

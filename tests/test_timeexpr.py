@@ -162,6 +162,7 @@ def test_recency_and_a_window_together() -> None:
         "What happened after the Easter Rising?",
         "Will there be a Ramadan ceasefire?",
         "Will there be a Passover truce?",
+        "What happened at the spring festival?",  # a town's, not China's Spring Festival
         "Who attended the Eid prayers?",
         "Who spoke after the Eid prayers?",
         "Who was hurt after the Passover seder?",
@@ -404,6 +405,7 @@ def test_which_year_a_season_quarter_or_holiday_is(question: str, as_of: str, si
         ("What happened last Lunar New Year?", "2024-02-12", "2023-01-22", "2023-01-28"),  # this one is under way
         ("What happened on Lunar New Year's Day 2025?", "2025-03-01", "2025-01-29", "2025-01-29"),
         ("What happened on Chinese New Year's Eve?", "2024-03-01", "2024-02-09", "2024-02-09"),
+        ("What happened during the Spring Festival?", "2024-03-01", "2024-02-10", "2024-02-16"),  # China's name
     ],
 )
 def test_holidays_of_the_hijri_hebrew_and_chinese_calendars(question: str, as_of: str, since: str, until: str) -> None:

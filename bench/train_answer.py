@@ -65,7 +65,6 @@ class Example:
     holds: list[list[int]]  # per sentence, the answer groups it holds
     coverage: float
     answerable: bool
-    kind: str | None = None  # what the question asks for (rag.query)
 
 
 def _strings(row: dict[str, Any]) -> list[list[str]]:
@@ -100,7 +99,6 @@ def collect(retriever: Retriever, rows: list[dict[str, Any]], group_of: Any, as_
                 holds=holds,
                 coverage=term_coverage(retriever, q),
                 answerable=bool(groups),
-                kind=q.kind,
             )
         )
         print(".", end="", flush=True)

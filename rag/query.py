@@ -31,6 +31,9 @@ _REFERRING = re.compile(
 )
 _CONTINUATION = re.compile(r"^\s*(?:and|but|also|so|what about|how about|and what about)\b", re.IGNORECASE)
 
+# "What does JNS say *about the number of* fighters?": asks for an amount, of what follows.
+_ABOUT_AMOUNT = r"(?:about|on) the (?:number|size|share|(?:death )?toll)"
+
 # What a question asks for, in order of precedence.
 _KINDS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("duration", re.compile(r"\bhow (?:long|soon)\b|\bfor how long\b", re.I)),
@@ -38,7 +41,7 @@ _KINDS: tuple[tuple[str, re.Pattern[str]], ...] = (
         "number",
         re.compile(
             r"\bhow (?:many|much|large|big|old|high|far)\b|\bwhat (?:share|number|percentage|proportion|amount|"
-            r"fraction|age)\b|\bhow many\b|\b(?:about|on) the (?:number|size|share|(?:death )?toll)\b",
+            rf"fraction|age)\b|\bhow many\b|\b{_ABOUT_AMOUNT}\b",
             re.I,
         ),
     ),
@@ -53,7 +56,7 @@ _AUX = (
 )
 _FOCUS_AFTER = re.compile(
     rf"\b(?:how (?:many|much)|what (?:share|number|percentage|proportion|amount) of|"
-    rf"(?:about|on) the (?:number|size|share|(?:death )?toll) of|which|what)\s+"
+    rf"{_ABOUT_AMOUNT} of|which|what)\s+"
     rf"((?:(?!(?:{_AUX})\b)[\w'-]+\s*){{1,3}})",
     re.IGNORECASE,
 )

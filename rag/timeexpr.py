@@ -515,7 +515,7 @@ def _holiday_days(name: str, year: int) -> tuple[date, date]:
         return _hebrew(name, year)
     if name.startswith(("lunar", "chinese", "spring festival")):  # China's name for it
         return _lunar_new_year(name, year)
-    if name == "thanksgiving" or name == "thanksgiving day":  # the US one: the fourth Thursday of November
+    if name in ("thanksgiving", "thanksgiving day"):  # the US one: the fourth Thursday of November
         first_thursday = date(year, 11, 1) + timedelta(days=(3 - date(year, 11, 1).weekday()) % 7)
         day = first_thursday + timedelta(weeks=3)
     elif name.startswith("new year"):

@@ -74,14 +74,19 @@ def _strings(row: dict[str, Any]) -> list[list[str]]:
     return [[answer]] if answer else []
 
 
-def collect(retriever: Retriever, rows: list[dict[str, Any]], group_of: Any, as_of: bool = False) -> list[Example]:
+def collect(
+    retriever: Retriever,
+    rows: list[dict[str, Any]],
+    group_of: Any,
+    as_of: bool = False,
+    whole_articles: int = AnswerSettings().whole_articles,
+) -> list[Example]:
     out = []
     for row in rows:
         day = parse_date(row["question_date"]) if as_of and row.get("question_date") else None
         q = retriever.analyse(row["question"], row.get("history") or [], row.get("outlets"), as_of=day)
-        found = candidates(
-            retriever, retriever.search_query(q, k=AnswerSettings().passages), AnswerSettings().min_words
-        )
+        passages = retriever.search_query(q, k=AnswerSettings().passages)
+        found = candidates(retriever, passages, AnswerSettings().min_words, whole_articles)
         groups = _strings(row)
         if not found:
             continue
@@ -211,11 +216,17 @@ def main() -> int:
     ap.add_argument("--lazy-sentences", action="store_true", help="experiments: embed sentences on first use")
     ap.add_argument("--report", type=Path, default=None, help="also write the report to this JSON file")
     ap.add_argument("--as-of", action="store_true", help="ask each RealTime QA question on its question_date")
+    ap.add_argument(
+        "--whole-articles",
+        type=int,
+        default=AnswerSettings().whole_articles,
+        help="candidates: every sentence of the best this many articles (AnswerSettings.whole_articles)",
+    )
     args = ap.parse_args()
     cw = AnswerSettings().coverage_weight
 
     seed_retriever = get_retriever(args.seed_index)
-    seeds = collect(seed_retriever, read_questions(args.seed_qa), lambda r: "seed")
+    seeds = collect(seed_retriever, read_questions(args.seed_qa), lambda r: "seed", whole_articles=args.whole_articles)
     rtqa: list[Example] = []
     rtqa_index = args.index or args.rtqa / "index"
     if (args.rtqa / "queries.jsonl").exists() and (rtqa_index / "manifest.json").exists():
@@ -230,6 +241,7 @@ def main() -> int:
             read_questions(args.rtqa / "queries.jsonl"),
             lambda r: re.sub(r"_\d+$", "", r["id"]),
             as_of=args.as_of,
+            whole_articles=args.whole_articles,
         )
     examples = seeds + rtqa
     report: dict[str, Any] = {"features": list(FEATURES), "questions": {"seed": len(seeds), "rtqa": len(rtqa)}}
@@ -254,7 +266,7 @@ def main() -> int:
     }
     for path in args.check:
         if path.exists():
-            check = collect(seed_retriever, read_questions(path), lambda r: "check")
+            check = collect(seed_retriever, read_questions(path), lambda r: "check", whole_articles=args.whole_articles)
             report[f"held_out {path.name}"] = summarise([simulate(e, probabilities(e, w, b), bars, cw) for e in check])
     model = {
         "features": list(FEATURES),

@@ -48,6 +48,10 @@ class AnswerSettings:
     coverage_weight: float = 0.5  # probability lost per share of question terms the index never uses
     same_fact: float = 0.80  # embedding similarity above which two outlets' sentences are one fact
     min_words: int = 4  # shorter lines (bylines, captions) are never quotes
+    # Every sentence of the best this many articles is a candidate, not only the retrieved
+    # passages' (see `candidates`). 3 from RealTime QA's held-out weeks and the seed files
+    # (docs/benchmarks.md; bench/train_answer.py --whole-articles).
+    whole_articles: int = 3
     # With outlets ticked or named, their best sentence must be at least this share of the best
     # any outlet has: a sentence far weaker than what other outlets print is "the best its outlet
     # has", not an answer ("1.3 million civilians" from the Post for "how many fighters?"). One
@@ -352,34 +356,64 @@ def quotation_units(text: str, spans: np.ndarray, max_sentences: int = 4) -> lis
 
 # How far beyond a passage a quotation unit may reach for its opening or closing sentence.
 _UNIT_REACH = 1500
+# How far around its best passage an article's other sentences are candidates: a news article
+# whole, a book-length document only near where the question hit it.
+_ARTICLE_REACH = 12000
 
 
-def candidates(retriever: Retriever, passages: Sequence[Passage], min_words: int = 4) -> list[Candidate]:
+def _units_of(
+    retriever: Retriever, passage: Passage, lo: int, hi: int, inside: tuple[int, int] | None
+) -> list[tuple[int, int, str, np.ndarray, int]]:
+    """(start, end, text, vector, sentence number in the article) of the quotation units of
+    [lo, hi) of the passage's article; with `inside`, only units with a sentence starting in it."""
+    doc = retriever.stored.documents[passage.doc_id]
+    table = retriever.stored.sentences
+    offsets, vectors = table.of(passage.doc_id, max(0, lo), min(len(doc.text), hi))
+    if not len(offsets):
+        return []
+    article_spans = table.spans[passage.doc_id][1]
+    base = int(np.searchsorted(article_spans[:, 0], int(offsets[0, 0]))) if len(article_spans) else 0
+    out = []
+    for first, last in quotation_units(doc.text, offsets):
+        if inside is not None and not any(inside[0] <= int(offsets[i, 0]) < inside[1] for i in range(first, last + 1)):
+            continue
+        start, end = int(offsets[first, 0]), int(offsets[last, 1])
+        vector = vectors[first : last + 1].sum(axis=0)
+        vector = vector / (float(np.linalg.norm(vector)) or 1.0)
+        out.append((start, end, doc.text[start:end], vector.astype(np.float32), base + first))
+    return out
+
+
+def candidates(
+    retriever: Retriever, passages: Sequence[Passage], min_words: int = 4, whole_articles: int = 0
+) -> list[Candidate]:
     """Every sentence (or quotation unit, see `quotation_units`) of the passages, once, with its
-    stored vector (a unit's is the normalised sum of its sentences')."""
+    stored vector (a unit's is the normalised sum of its sentences'). With `whole_articles`, also
+    every other sentence of the first that many articles (within `_ARTICLE_REACH` of their best
+    passage), ranked as that passage: the answer to a question that found the right article is
+    often in a paragraph the passage search did not return."""
     out: list[Candidate] = []
     seen: set[tuple[str, int]] = set()
-    table = retriever.stored.sentences
+
+    def add(passage: Passage, rank: int, units: list[tuple[int, int, str, np.ndarray, int]]) -> None:
+        for start, end, text, vector, position in units:
+            if (passage.doc_id, start) in seen or len(re.findall(r"\w+", text)) < min_words:
+                continue
+            seen.add((passage.doc_id, start))
+            out.append(Candidate(passage, rank, start, end, text, vector, position))
+
     for rank, passage in enumerate(passages):
         doc = retriever.stored.documents[passage.doc_id]
         # From the start of the passage's first paragraph, so that an open quotation is seen open.
         lo = max(doc.text.rfind("\n", 0, passage.start) + 1, passage.start - _UNIT_REACH)
-        offsets, vectors = table.of(passage.doc_id, lo, min(len(doc.text), passage.end + _UNIT_REACH))
-        if not len(offsets):
-            continue
-        article_spans = table.spans[passage.doc_id][1]
-        base = int(np.searchsorted(article_spans[:, 0], int(offsets[0, 0]))) if len(article_spans) else 0
-        for first, last in quotation_units(doc.text, offsets):
-            if not any(passage.start <= int(offsets[i, 0]) < passage.end for i in range(first, last + 1)):
-                continue
-            start, end = int(offsets[first, 0]), int(offsets[last, 1])
-            text = doc.text[start:end]
-            if (passage.doc_id, start) in seen or len(re.findall(r"\w+", text)) < min_words:
-                continue
-            seen.add((passage.doc_id, start))
-            vector = vectors[first : last + 1].sum(axis=0)
-            vector = vector / (float(np.linalg.norm(vector)) or 1.0)
-            out.append(Candidate(passage, rank, start, end, text, vector.astype(np.float32), base + first))
+        add(passage, rank, _units_of(retriever, passage, lo, passage.end + _UNIT_REACH, (passage.start, passage.end)))
+    best_rank: dict[str, int] = {}
+    for rank, passage in enumerate(passages):
+        best_rank.setdefault(passage.doc_id, rank)
+    for rank in list(best_rank.values())[:whole_articles]:
+        passage = passages[rank]
+        units = _units_of(retriever, passage, passage.start - _ARTICLE_REACH, passage.end + _ARTICLE_REACH, None)
+        add(passage, rank, units)
     return out
 
 
@@ -388,7 +422,7 @@ def score_sentences(
 ) -> list[ScoredSentence]:
     """Candidate sentences with their probability of answering, best first."""
     s = settings or AnswerSettings()
-    found = candidates(retriever, passages, s.min_words)
+    found = candidates(retriever, passages, s.min_words, s.whole_articles)
     if not found:
         return []
     p = load_model().probability(features(q, found, retriever.embedder))

@@ -124,6 +124,10 @@ def clean_query(query: object, allow_empty: bool = False) -> str:
     return text
 
 
+# Pronouns that stand for what an earlier question asked about ("they", "its"), not for a place.
+_POINTS_BACK = re.compile(r"\b(?:it|its|they|them|their|theirs|he|him|his|she|her|hers|this|that|these|those)\b", re.I)
+
+
 def is_follow_up(question: str) -> bool:
     """Does the question lean on what was asked before ("And where were they held?")?"""
     return bool(_REFERRING.search(question) or _CONTINUATION.search(question) or len(tokenize(question)) <= 1)
@@ -149,6 +153,12 @@ def focus_of(question: str) -> str:
         if tokenize(word):
             words.append(word)
     return " ".join(words)
+
+
+def _names_a_thing(question: str) -> bool:
+    """Is the question's focus a thing it counts or picks ("how many *civilians*", "which *countries*"),
+    not the verb of a who-question ("who *led*")?"""
+    return bool(_FOCUS_AFTER.search(_KIND_OF.sub("", question)))
 
 
 def analyse(
@@ -199,8 +209,17 @@ def analyse(
         if earlier.has_window and (has_articles is None or has_articles(earlier.since, earlier.until)):
             time = replace(earlier, spans=(), recency=time.recency if time.recency == "strong" else earlier.recency)
     terms = tuple(tokenize(text))
-    context_terms = tuple(t for t in dict.fromkeys(tokenize(context)) if t not in terms)
     focus_text = focus_of(text)
+    if context and _names_a_thing(text) and not _POINTS_BACK.search(text):
+        # A follow-up that names what it asks about ("And how many *civilians* are there?") replaces
+        # what the earlier questions asked about ("How many *Hamas fighters* are in Rafah?"); the
+        # rest of them ("in Rafah") still says where "there" is. One that points back at it ("How
+        # many fighters do *they* have?" after "How many battalions...") keeps it.
+        for earlier_focus in dict.fromkeys(focus_of(t) for t in turns if _names_a_thing(t)):
+            if earlier_focus and not set(tokenize(earlier_focus)) & set(tokenize(focus_text)):
+                context = re.sub(rf"(?<!\w){re.escape(earlier_focus)}(?!\w)", " ", context)
+        context = re.sub(r"\s+", " ", context).strip()
+    context_terms = tuple(t for t in dict.fromkeys(tokenize(context)) if t not in terms)
     texts = [text]
     if context:
         texts.append(f"{context} {text}")

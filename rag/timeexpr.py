@@ -36,7 +36,8 @@ window. Windows are whole days, inclusive at both ends, and never run past `as_o
   most recent begun ("Eid 2024": from the first day of the year's first Eid to the last of its second);
   by the Hebrew calendar (pyluach), from the first full day, the evening before left out: Passover (15
   Nisan, 8 days, as kept outside Israel), Rosh Hashanah (2 days), Yom Kippur, Hanukkah (25 Kislev, 8
-  days); the Lunar or Chinese New Year by the Chinese calendar (lunar-python): the day and the six after
+  days), Sukkot (15 Tishrei, 7 days), Shavuot (6 Sivan, 2 days), Purim (14 Adar, Adar II in a leap
+  year); the Lunar or Chinese New Year by the Chinese calendar (lunar-python): the day and the six after
   it (China's "Spring Festival" the same), "Lunar New Year's Day" the day, "... Eve" the day before;
 - "since X" / "after X" / "from X" bound the start, "until X" / "before X" / "by X" the end,
   "between X and Y" both;
@@ -104,6 +105,7 @@ _HOLIDAY_NAMES = (
     r"|easter(?:\s+(?:sunday|monday|weekend))?|thanksgiving(?:\s+day)?|independence\s+day"
     r"|fourth\s+of\s+july|july\s+fourth|halloween|valentine['’]?s(?:\s+day)?|ramadan"
     r"|eid(?:[\s-]+(?:al|ul|el)[\s-]*(?:fitr|adha))?|passover|pesach|c?hanukk?ah|rosh\s+hashanah?|yom\s+kippur"
+    r"|su(?:kk|cc)ot[h]?|sukkos|shavuot|shavuos|purim"
     r"|(?:lunar|chinese)\s+new\s+year(?:['’]?s)?(?:\s+(?:day|eve))?|spring\s+festival"
 )
 
@@ -494,7 +496,8 @@ def _holiday(match: re.Match[str], as_of: date) -> tuple[date, date] | None:
 
 _SPELLINGS = {
     "pesach": "passover", "hanukah": "hanukkah", "chanukah": "hanukkah", "chanukkah": "hanukkah",
-    "rosh hashana": "rosh hashanah",
+    "rosh hashana": "rosh hashanah", "succot": "sukkot", "sukkoth": "sukkot", "succoth": "sukkot",
+    "sukkos": "sukkot", "shavuos": "shavuot",
 }  # fmt: skip
 
 
@@ -587,16 +590,27 @@ def _hijri_days(first_day: Hijri, days: int) -> tuple[date, date]:
 # (Hebrew month, counted from Nisan = 1 as pyluach does; day; days): each from its first full day, the
 # evening before it left out as a calendar lists it. Passover: 8 days, as kept outside Israel (7 in
 # Israel): the longer window loses nothing, news of its last day is Passover news.
-_HEBREW = {"passover": (1, 15, 8), "rosh hashanah": (7, 1, 2), "yom kippur": (7, 10, 1), "hanukkah": (9, 25, 8)}
+# Sukkot: the 7 days of 15-21 Tishrei (the festival days after it, Shemini Atzeret and Simchat Torah, are
+# holidays of their own); Shavuot, 6 Sivan, 2 days outside Israel; Purim, 14 Adar (Adar II in a leap
+# year, month 13).
+_HEBREW = {
+    "passover": (1, 15, 8), "rosh hashanah": (7, 1, 2), "yom kippur": (7, 10, 1), "hanukkah": (9, 25, 8),
+    "sukkot": (7, 15, 7), "shavuot": (3, 6, 2), "purim": (12, 14, 1),
+}  # fmt: skip
 
 
 def _hebrew(name: str, year: int) -> tuple[date, date]:
     """A Jewish holiday in Gregorian `year`, by the Hebrew calendar (pyluach)."""
     from pyluach.dates import HebrewDate
+    from pyluach.hebrewcal import Year
 
     month, day, days = _HEBREW[name]
-    # The Hebrew year begins in Tishrei (7), in the autumn: Passover of 2024 is in 5784, Hanukkah in 5785.
-    first = HebrewDate(year + 3760 + (month >= 7), month, day).to_pydate()
+    # The Hebrew year begins in Tishrei (7), in the autumn: Passover of 2024 is in 5784, Hanukkah in 5785;
+    # Adar (12, 13) is in the spring, with Nisan: Purim of 2025 is in 5785.
+    hebrew_year = year + 3760 + (7 <= month <= 10)
+    if name == "purim" and Year(hebrew_year).leap:
+        month = 13  # Adar II
+    first = HebrewDate(hebrew_year, month, day).to_pydate()
     return first, first + timedelta(days=days - 1)
 
 

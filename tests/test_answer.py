@@ -434,3 +434,32 @@ def test_ticked_outlets_far_weaker_than_the_others_abstain_naming_who_reports_it
     refused = answer_question(retriever, question, outlets=ticked, settings=AnswerSettings(scoped_share=10.0))
     assert refused.abstained and not refused.quotes
     assert refused.text.startswith("None of the ticked outlets (The Jerusalem Post) reports this")
+
+
+def test_whole_articles_make_the_rest_of_the_best_article_candidates(tmp_path: Path, write_article) -> None:  # type: ignore[no-untyped-def]
+    from rag.answer import candidates
+    from rag.embed import HashEmbedder
+    from rag.index import build_index
+
+    filler = "\n".join(f"Paragraph {i} describes the harbour cranes and the weather at dawn." for i in range(60))
+    answer_line = "Ferries to Brindisi sail again from Thursday, officials said."
+    body = f"The port reopened on Tuesday after the storm.\n{filler}\n{answer_line}"
+    write_article(tmp_path / "src" / "a.txt", body, title="Port reopens", outlet="Harbour News")
+    other = "Cranes were idle in another port.\n" + filler
+    write_article(tmp_path / "src" / "b.txt", other, title="Idle", outlet="Other")
+    build_index([tmp_path / "src"], tmp_path / "idx", embedder=HashEmbedder())
+    retriever = get_retriever(tmp_path / "idx")
+    q = retriever.analyse("When did the port reopen after the storm?")
+    passages = retriever.search_query(q, k=1)
+    article = retriever.stored.documents[passages[0].doc_id]
+    assert article.title == "Port reopens" and answer_line not in passages[0].text  # the last chunk is not retrieved
+
+    only_passage = {c.text for c in candidates(retriever, passages)}
+    assert answer_line not in only_passage
+    found = {c.text: c for c in candidates(retriever, passages, whole_articles=1)}
+    assert only_passage <= set(found) and answer_line in found
+    c = found[answer_line]
+    assert article.text[c.start : c.end] == answer_line and c.rank == 0 and c.passage == passages[0]
+    # Each sentence once, positions are the sentences' places in the article.
+    assert len({(x.passage.doc_id, x.start) for x in found.values()}) == len(found)
+    assert c.position == max(x.position for x in found.values())

@@ -76,6 +76,20 @@ def test_history_is_used_only_by_a_follow_up() -> None:
     assert alone.context == "" and alone.context_vector is None and not alone.context_terms
 
 
+def test_a_follow_up_naming_its_own_focus_replaces_the_earlier_one() -> None:
+    embedder = HashEmbedder()
+    history = ["How many Hamas fighters are in Rafah?"]
+    civilians = analyse("And how many civilians are there?", embedder, history)
+    assert civilians.context == "How many are in Rafah?"  # "there" is still Rafah
+    assert "rafah" in civilians.context_terms and not {"hama", "fighter"} & set(civilians.context_terms)
+    # Pointing back at what was asked ("they" = the battalions) keeps it.
+    they = analyse("How many fighters do they have?", embedder, ["How many battalions are left in Rafah?"])
+    assert they.context == "How many battalions are left in Rafah?" and "battalion" in they.context_terms
+    # A follow-up with no focus of its own leans on the whole earlier question.
+    where = analyse("Where were they held?", embedder, ["How many hostages did Hamas take?"])
+    assert where.context == "How many hostages did Hamas take?"
+
+
 def test_question_is_embedded_once_with_its_readings() -> None:
     embedder = CountingEncoder()
     q = analyse("How many fighters are there?", embedder, ["Hamas in Rafah"])

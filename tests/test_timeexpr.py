@@ -252,7 +252,7 @@ PHRASE_WORDS = (
     "on in since until before after between and or to from the latest now March May may Monday last this past "
     "week weeks month year days ago few 29 2022 2022-02-30 12/31/2022 early late weekend today USA Rafah ? "
     "fortnight quarter Q1 q3 first summer fall Spring winter of Break Easter Christmas New Year's Eve Kabul"
-    " Eid al-Adha Passover Hanukkah Lunar Yom Kippur"
+    " Eid al-Adha Passover Hanukkah Lunar Yom Kippur Sukkot Purim"
 )
 WORDS = st.sampled_from(PHRASE_WORDS.split())
 
@@ -399,6 +399,12 @@ def test_which_year_a_season_quarter_or_holiday_is(question: str, as_of: str, si
         ("What happened on Rosh Hashana 2023?", "2024-11-01", "2023-09-16", "2023-09-17"),
         ("What happened on Yom Kippur?", "2023-10-01", "2023-09-25", "2023-09-25"),
         ("What happened on Yom Kippur 2023?", "2024-11-01", "2023-09-25", "2023-09-25"),
+        # Sukkot, 15 Tishrei, 7 days; Shavuot, 6 Sivan, 2 days; Purim, 14 Adar (Adar II in leap 5784)
+        ("What happened during Sukkot?", "2024-11-01", "2024-10-17", "2024-10-23"),
+        ("What happened over Succot 2023?", "2024-11-01", "2023-09-30", "2023-10-06"),
+        ("What happened on Shavuot?", "2025-07-01", "2025-06-02", "2025-06-03"),
+        ("What happened on Purim?", "2024-04-01", "2024-03-24", "2024-03-24"),
+        ("What happened on Purim 2025?", "2025-11-01", "2025-03-14", "2025-03-14"),
         # the Lunar New Year (lunar-python): the day and the six after it; its Day; its Eve
         ("What happened during the Lunar New Year?", "2024-03-01", "2024-02-10", "2024-02-16"),
         ("What happened at Chinese New Year?", "2024-02-12", "2024-02-10", "2024-02-12"),

@@ -29,6 +29,17 @@ questions plus the 80 fresh ones (fresh questions then no longer held out; seed_
 better than the shipped model); a phrase-run feature (longest run of the question's words in the
 sentence); a predicate feature (the question's terms before its setting, "Who *led the American
 side* in the virtual meeting"); count, slot-near-focus and no-new-words gates after the model.
+
+Kept (2026-11-24): every sentence of the three best articles as a candidate (--whole-articles 3,
+AnswerSettings.whole_articles), with the shipped model: RealTime QA answers 0.631 -> 0.660 (as_of) and
+0.524 -> 0.544, seed_dev and seed_fresh exact up (docs/benchmarks.md). A refit on those candidates was
+no better on the held-out weeks or seed files, so the model was kept. Tried with it and dropped:
+scoring the added sentences against the passages' sentences only (their rarity, best and order), so
+that they never change the passages' scores: RealTime QA 0.670 / 0.553, but seed_qa precision 0.788 ->
+0.735 and first 0.828 -> 0.759; 5 articles (0.650 / 0.524); "last" and "take" as question words of
+"how long did it last / take" (no change but one more wrong abstention on seed_fresh); a linear map of
+the question vector trained on 956 SQuAD questions (answer sentence against the other sentences of its
+paragraph): held out by article, within-paragraph top-1 0.814 -> 0.816, nothing to add.
 """
 
 from __future__ import annotations

@@ -143,6 +143,14 @@ FEATURES = (
 )
 
 _HOW_WORDS = {"number": set(tokenize("many much")), "duration": set(tokenize("long"))}
+
+
+@lru_cache(maxsize=65536)
+def _terms(text: str) -> frozenset[str]:
+    """tokenize() as a set, remembered: the same sentences and words come back question after question."""
+    return frozenset(tokenize(text))
+
+
 _ASKS_SPEECH = re.compile(r"\b(?:say|says|said|tell|told|warn|warned|describe|call|called|claim|claimed)\b", re.I)
 _SPEECH = re.compile(r"[“\"]|\b(?:said|says|told|warned|stated|added|according to)\b", re.I)
 
@@ -154,7 +162,7 @@ def _slot_matches(kind: str | None, text: str, asked_terms: set[str]) -> list[tu
     spans: list[tuple[int, int]] = []
     for pattern in _SLOTS[kind]:
         for m in pattern.finditer(text):
-            terms = set(tokenize(m.group()))
+            terms = _terms(m.group())
             if kind in ("name", "place", "entity") and terms and terms <= asked_terms:
                 continue  # "Rafah" in a question about Rafah answers nothing
             spans.append((m.start(), m.end()))
@@ -170,7 +178,7 @@ def _distance_feature(text: str, slots: list[tuple[int, int]], anchors: set[str]
     if not slots or not anchors:
         return 0.0
     words = _word_index(text)
-    anchor_at = [i for i, (_, _, w) in enumerate(words) if set(tokenize(w)) & anchors]
+    anchor_at = [i for i, (_, _, w) in enumerate(words) if _terms(w) & anchors]
     if not anchor_at:
         return 0.0
     slot_at = [i for i, (a, b, _) in enumerate(words) if any(a < e and s < b for s, e in slots)]
@@ -207,11 +215,27 @@ def _counted_similarity(q: Query, candidates: Sequence[Candidate], embedder: Emb
                 phrases.setdefault(counted.group(1).lower(), []).append(i)
     if not phrases:
         return out
-    similarity = embedder.encode(list(phrases)) @ q.focus_vector
+    similarity = _phrase_vectors(embedder, list(phrases)) @ q.focus_vector
     for value, members in zip(similarity.tolist(), phrases.values(), strict=True):
         for i in members:
             out[i] = max(out[i], value)
     return out
+
+
+# Vectors of the short phrases figures count ("3,000 *fighters*"), by (model, phrase): a corpus has few
+# of them and every how-many question asks about the same ones again.
+_PHRASE_VECTORS: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
+_PHRASE_VECTORS_MAX = 50_000
+
+
+def _phrase_vectors(embedder: Embedder, phrases: list[str]) -> np.ndarray:
+    missing = [p for p in phrases if (embedder.name, p) not in _PHRASE_VECTORS]
+    if missing:
+        for phrase, vector in zip(missing, embedder.encode(missing), strict=True):
+            _PHRASE_VECTORS[(embedder.name, phrase)] = vector
+        while len(_PHRASE_VECTORS) > _PHRASE_VECTORS_MAX:
+            _PHRASE_VECTORS.popitem(last=False)
+    return np.stack([_PHRASE_VECTORS[(embedder.name, p)] for p in phrases])
 
 
 def features(q: Query, candidates: Sequence[Candidate], embedder: Embedder | None = None) -> np.ndarray:
@@ -224,7 +248,7 @@ def features(q: Query, candidates: Sequence[Candidate], embedder: Embedder | Non
     if q.context_vector is not None:
         dense = np.maximum(dense, 0.9 * (vectors @ q.context_vector))
     focus_dense = vectors @ q.focus_vector if q.focus_vector is not None else dense
-    terms = [set(tokenize(c.text)) for c in candidates]
+    terms = [_terms(c.text) for c in candidates]
     # Rare terms count more: document frequency over the candidate sentences themselves.
     df: dict[str, int] = {}
     for ts in terms:
@@ -668,7 +692,7 @@ def _slot_span(q: Query, text: str, with_noun: bool = False) -> str:
         return ""
     anchors = {q.focus[-1]} if q.focus else set(q.terms)
     words = _word_index(text)
-    anchor_pos = [a for a, _, w in words if set(tokenize(w)) & anchors]
+    anchor_pos = [a for a, _, w in words if _terms(w) & anchors]
     if not anchor_pos:
         return text[slots[0][0] : slots[0][1]].strip()
     a, b = min(slots, key=lambda sp: min(abs(sp[0] - p) for p in anchor_pos))

@@ -463,3 +463,23 @@ def test_whole_articles_make_the_rest_of_the_best_article_candidates(tmp_path: P
     # Each sentence once, positions are the sentences' places in the article.
     assert len({(x.passage.doc_id, x.start) for x in found.values()}) == len(found)
     assert c.position == max(x.position for x in found.values())
+
+
+def test_phrase_vectors_are_remembered_per_model() -> None:
+    from rag.answer import _phrase_vectors
+
+    class Counting:
+        def __init__(self, name: str, sign: float) -> None:
+            self.name, self.sign, self.encoded = name, sign, []  # type: ignore[var-annotated]
+
+        def encode(self, texts: list[str], batch_size: int = 64, progress: bool = False) -> np.ndarray:
+            self.encoded += texts
+            return np.array([[self.sign * len(t), 1.0] for t in texts], np.float32)
+
+    a, b = Counting("model-a", 1.0), Counting("model-b", -1.0)
+    first = _phrase_vectors(a, ["fighters in", "civilians"])  # type: ignore[arg-type]
+    again = _phrase_vectors(a, ["civilians", "fighters in", "hostages"])  # type: ignore[arg-type]
+    assert a.encoded == ["fighters in", "civilians", "hostages"]  # each phrase embedded once
+    assert np.array_equal(again[:2], first[::-1])
+    other = _phrase_vectors(b, ["civilians"])  # type: ignore[arg-type]
+    assert b.encoded == ["civilians"] and other[0, 0] == -again[0, 0]  # another model, its own vectors

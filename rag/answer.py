@@ -107,11 +107,20 @@ _DATE = re.compile(
 # Capitalised words that do not open the sentence: names of people, places, organisations, titles.
 _PROPER = re.compile(r"(?<=[\s(\"'“‘])(?:[A-Z][\w'’.-]*\s+(?:of\s+|the\s+|de\s+|al-)?)*[A-Z][\w'’-]+")
 _QUOTED = re.compile(r"[\"“][^\"”]{2,60}[\"”]")
+# A person's name, what "who" asks for: two or more capitalised words in a row ("Jake Sullivan"), one
+# after a title ("Secretary Blinken", "spokesperson Miller") or one that speaks ("Kirby said"); not a
+# lone capitalised word, which is as often a people or a place ("Israeli officials", "in Rafah").
+_PERSON = re.compile(
+    r"(?<=[\s(\"'“‘])(?:[A-Z][\w'’.-]+\s+(?:of\s+|the\s+|de\s+|al-)?){1,5}[A-Z][\w'’-]+"
+    r"|\b(?:Mr|Mrs|Ms|Dr|Gen|Lt|Col|President|Minister|Secretary|Senator|Sen|Rep|Governor|Gov|Judge|Justice|"
+    r"spokesperson|spokesman|spokeswoman|CEO|chief|adviser|advisor|director)\.?\s+[A-Z][\w'’-]+"
+    r"|\b[A-Z][\w'’-]+(?=\s+(?:said|says|told|added|wrote|warned)\b)"
+)
 _SLOTS: dict[str, tuple[re.Pattern[str], ...]] = {
     "number": (_NUMBER,),
     "duration": (_DURATION,),
     "date": (_DATE,),
-    "name": (_PROPER,),
+    "name": (_PERSON,),
     "place": (_PROPER,),
     "entity": (_PROPER, _QUOTED, _NUMBER),
 }

@@ -483,3 +483,20 @@ def test_phrase_vectors_are_remembered_per_model() -> None:
     assert np.array_equal(again[:2], first[::-1])
     other = _phrase_vectors(b, ["civilians"])  # type: ignore[arg-type]
     assert b.encoded == ["civilians"] and other[0, 0] == -again[0, 0]  # another model, its own vectors
+
+
+def test_who_asks_for_a_person_not_a_lone_capitalised_word() -> None:
+    from rag.answer import _slot_matches
+
+    def names(text: str) -> list[str]:
+        return [text[a:b] for a, b in _slot_matches("name", text, {"rafah", "american"})]
+
+    assert names("Top American and Israeli officials met on Rafah.") == []  # a people, a place: no one
+    assert names("It was led by National Security Advisor Jake Sullivan and Secretary of State Antony Blinken.") == [
+        "National Security Advisor Jake Sullivan",
+        "Secretary of State Antony Blinken",
+    ]
+    assert names("The talks were useful, Kirby said.") == ["Kirby"]
+    assert names("The briefing was given by spokesperson Miller on Monday.") == ["spokesperson Miller"]
+    # "where" still takes a lone place name
+    assert [t[a:b] for t in ["Talks moved to Cairo."] for a, b in _slot_matches("place", t, set())] == ["Cairo"]

@@ -48,7 +48,8 @@ Christmas"), with a modifier ("last quarter", "this spring", "over the summer") 
 2023"), and not when a noun or "of" follows it ("Q3 earnings", "spring break", "Spring Break", "the
 Christmas market", "the Easter Rising", "the Fall of Kabul", "the summer of love", "after the Eid
 prayers", "the Yom Kippur War") or, for "fall", a word that makes it a drop ("after the fall in
-prices"). "In the new year" is not New Year's Day; "a Ramadan ceasefire", "a Passover truce" are things.
+prices"); "holiday", "break", "weekend" after a holiday name its time ("the Lunar New Year
+holiday"). "In the new year" is not New Year's Day; "a Ramadan ceasefire", "a Passover truce" are things.
 
 Left alone: a bare year or month ("the 2021 election", "Theresa May"), a date naming a thing ("the
 May 9 rule", "the January 6 committee"), a baseline ("compared to a year ago", "than last year"), a
@@ -182,6 +183,8 @@ _FUNCTION_WORDS = frozenset({
     "whose", "why", "will", "with", "would", "you",
 })  # fmt: skip
 _FALL_AS_DROP = frozenset({"in", "from", "to", "by", "below", "above", "back", "short", "out"})  # "a fall in prices"
+# After a holiday these name its time, not a thing: "the Lunar New Year holiday", "the Christmas break".
+_HOLIDAY_TIME_WORDS = frozenset({"holiday", "holidays", "break", "weekend", "period", "vacation", "festivities"})
 _DATE_NAMES = frozenset({"month_day", "day_month", "month_year"})  # "the May 9 rule", "the January 6 committee"
 
 
@@ -279,7 +282,11 @@ def resolve_time(question: str, as_of: date) -> TimeScope:
             continue
         explicit = explicit or kind in _CALENDAR
         found.append((prep, *resolved))
-        spans.append(Span(match.start() if prep else match.start(kind), match.end()))
+        end = match.end()
+        following = _NEXT_WORD.match(question, end) if kind == "holiday" else None
+        if following and following["word"].lower() in _HOLIDAY_TIME_WORDS:
+            end = following.end()  # "during the Lunar New Year *holiday*": the word is part of the time
+        spans.append(Span(match.start() if prep else match.start(kind), end))
     since, until = _combine(found)
     if until is not None and until > as_of and (since is None or since <= as_of):
         until = as_of  # nothing after the day of the question exists yet
@@ -344,6 +351,8 @@ def _is_time(match: re.Match[str], kind: str, prep: str, after_time: bool) -> bo
     word = following["word"]  # "of" is no function word here: "the Fall of Kabul" ("the fall of 2023" took its year)
     if kind == "season" and match["season_name"].lower() == "fall" and word.lower() in _FALL_AS_DROP:
         return False
+    if kind == "holiday" and word.lower() in _HOLIDAY_TIME_WORDS:
+        return True
     if word[0].isupper():  # "Spring Break", "the Summer Olympics", "the Easter Rising"
         return not match.group(kind).split()[-1][0].isupper()
     return word.lower() in _FUNCTION_WORDS

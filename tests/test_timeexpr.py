@@ -412,6 +412,9 @@ def test_which_year_a_season_quarter_or_holiday_is(question: str, as_of: str, si
         ("What happened on Lunar New Year's Day 2025?", "2025-03-01", "2025-01-29", "2025-01-29"),
         ("What happened on Chinese New Year's Eve?", "2024-03-01", "2024-02-09", "2024-02-09"),
         ("What happened during the Spring Festival?", "2024-03-01", "2024-02-10", "2024-02-16"),  # China's name
+        # "holiday", "break", "weekend" after a holiday name its time, not a thing
+        ("What happened during the Lunar New Year holiday?", "2024-03-01", "2024-02-10", "2024-02-16"),
+        ("What happened over the Passover holiday?", "2024-05-01", "2024-04-23", "2024-04-30"),
     ],
 )
 def test_holidays_of_the_hijri_hebrew_and_chinese_calendars(question: str, as_of: str, since: str, until: str) -> None:

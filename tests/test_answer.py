@@ -500,3 +500,28 @@ def test_who_asks_for_a_person_not_a_lone_capitalised_word() -> None:
     assert names("The briefing was given by spokesperson Miller on Monday.") == ["spokesperson Miller"]
     # "where" still takes a lone place name
     assert [t[a:b] for t in ["Talks moved to Cairo."] for a, b in _slot_matches("place", t, set())] == ["Cairo"]
+
+
+def test_how_long_is_answered_first_by_a_sentence_holding_a_duration(tmp_path: Path, write_article) -> None:  # type: ignore[no-untyped-def]
+    from rag.embed import HashEmbedder
+    from rag.index import build_index
+
+    body = (
+        "The harbour board meeting last week discussed the harbour board meeting schedule.\n"
+        "Delegates said the session ran for three hours before a vote."
+    )
+    write_article(tmp_path / "src" / "a.txt", body, title="Board", outlet="Harbour News")
+    build_index([tmp_path / "src"], tmp_path / "idx", embedder=HashEmbedder())
+    retriever = get_retriever(tmp_path / "idx")
+    question = "How long did the harbour board meeting last?"
+    q = retriever.analyse(question)
+    scored = score_sentences(retriever, q, retriever.search_query(q, k=3))
+    assert "three hours" not in scored[0].text  # the closest sentence holds no duration
+    settings = AnswerSettings(quote_bar=0.0, relative_cut=0.0, abstain_bar=0.0)
+    answer = answer_question(retriever, question, settings=settings)
+    assert answer.quotes and "three hours" in answer.quotes[0].text
+    _verbatim(retriever, answer.quotes)
+    # Other kinds keep the model's order: a "what" question quotes the closest sentence first.
+    what = retriever.analyse("What did the harbour board meeting discuss?")
+    closest = score_sentences(retriever, what, retriever.search_query(what, k=3))[0]
+    assert answer_question(retriever, what, settings=settings).quotes[0].text == closest.text

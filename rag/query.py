@@ -32,7 +32,7 @@ _REFERRING = re.compile(
 _CONTINUATION = re.compile(r"^\s*(?:and|but|also|so|what about|how about|and what about)\b", re.IGNORECASE)
 
 # "What does JNS say *about the number of* fighters?": asks for an amount, of what follows.
-_ABOUT_AMOUNT = r"(?:about|on) the (?:number|size|share|(?:death )?toll)"
+_ABOUT_AMOUNT = r"(?:about|on|for) the (?:number|size|share|(?:death )?toll)"
 
 # What a question asks for, in order of precedence.
 _KINDS: tuple[tuple[str, re.Pattern[str]], ...] = (
@@ -41,7 +41,7 @@ _KINDS: tuple[tuple[str, re.Pattern[str]], ...] = (
         "number",
         re.compile(
             r"\bhow (?:many|much|large|big|old|high|far)\b|\bwhat (?:share|number|percentage|proportion|amount|"
-            rf"fraction|age)\b|\bhow many\b|\b{_ABOUT_AMOUNT}\b",
+            rf"fraction|age|figures?)\b|\bhow many\b|\b{_ABOUT_AMOUNT}\b",
             re.I,
         ),
     ),
@@ -60,6 +60,8 @@ _FOCUS_AFTER = re.compile(
     rf"((?:(?!(?:{_AUX})\b)[\w'-]+\s*){{1,3}})",
     re.IGNORECASE,
 )
+# "What figures do they give *for the number of* civilians?": what is counted wins over "figures".
+_AMOUNT_FOCUS = re.compile(rf"\b{_ABOUT_AMOUNT} of\s+((?:(?!(?:{_AUX})\b)[\w'-]+\s*){{1,3}})", re.IGNORECASE)
 _KIND_OF = re.compile(r"\b(?:kind|kinds|type|types|sort|sorts) of\s+", re.IGNORECASE)
 _FOCUS_WHO = re.compile(rf"\bwho\s+(?:(?:{_AUX})\s+)?([\w'-]+)", re.IGNORECASE)
 
@@ -143,7 +145,7 @@ def answer_kind(question: str) -> str | None:
 def focus_of(question: str) -> str:
     """The words naming what is asked about: "how many Hamas fighters are..." -> "Hamas fighters"."""
     question = _KIND_OF.sub("", question)  # "what kind of link" asks about a link
-    match = _FOCUS_AFTER.search(question) or _FOCUS_WHO.search(question)
+    match = _AMOUNT_FOCUS.search(question) or _FOCUS_AFTER.search(question) or _FOCUS_WHO.search(question)
     if not match:
         return ""
     words: list[str] = []

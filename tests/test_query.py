@@ -46,6 +46,8 @@ def test_follow_up_is_told_from_a_self_contained_question(question: str, follow:
         ("What share of Jewish Israelis support it?", "number"),
         ("What does JNS say about the number of Hamas fighters in Rafah?", "number"),
         ("What did the ministry say on the death toll of the strike?", "number"),
+        ("What figures do the reports give for the number of civilians in Rafah?", "number"),
+        ("Which figures attended the gala?", "entity"),  # people of note, not numbers
         ("How long did the meeting last?", "duration"),
         ("When was the meeting held?", "date"),
         ("Who led the American side?", "name"),
@@ -65,6 +67,7 @@ def test_focus_is_what_is_asked_about() -> None:
     assert focus_of("Why was it cancelled?") == ""
     assert focus_of("What does JNS say about the number of Hamas fighters in Rafah?") == "Hamas fighters"
     assert focus_of("What did the ministry say on the death toll of the strike?") == "strike"
+    assert focus_of("What figures do the reports give for the number of civilians in Rafah?") == "civilians Rafah"
 
 
 def test_history_is_used_only_by_a_follow_up() -> None:

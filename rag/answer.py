@@ -558,8 +558,8 @@ def _abstain_text(
 # Kinds whose answer must hold the slot: a "how long" question is not answered by a sentence with no
 # duration in it, however close to the question (an article's lead: "officials held a virtual meeting
 # on Monday"). Not numbers: "134 hostages" holds a figure and does not answer "how many fighters"; on
-# our seed files and RealTime QA weeks putting figures first lost more than it won, and dates changed
-# nothing (bench/train_answer.py's docstring).
+# our seed files and RealTime QA weeks putting figures or names first lost more than it won, and dates
+# and places changed nothing (bench/train_answer.py's docstring).
 _SLOT_FIRST = frozenset({"duration"})
 
 

@@ -55,6 +55,20 @@ question mark left out (no change); a refit on today's candidates (seed_qa absta
 exact 0.809 -> 0.779, RealTime QA as_of 0.670 -> 0.631).
 Kept too: "what figures ... for the number of X" asks for a number about X (rag/query.py): seed_fresh
 first 0.868 -> 0.882, nothing else moved.
+
+Tried (2026-11-24, second session) and dropped, shipped model unless said: the order features
+(dense_order, lexical_order) with ties broken by the other measure instead of by retrieval order
+(seed_qa first 0.862 -> 0.897 but precision 0.844 -> 0.771, seed_dev exact 0.939 -> 0.909; refitted
+with --as-of: held-out weeks exact 0.583 -> 0.612 but first 0.544 -> 0.524, seed_qa abstain 0.97 ->
+0.939 against the same refit without it); abstaining on the best sentence that holds the asked slot
+for figures, durations and dates (figures: no change; durations and dates: seed_qa exact 0.862 ->
+0.828, seed_fresh abstain 0.925 -> 0.9); a multi-sentence question's preamble ("A bipartisan group of
+senators announced ... Which measure did lawmakers leave out?") read as context, the asked sentence as
+the question (RealTime QA as_of 0.670 -> 0.660); the similarity of the names a sentence adds to the
+question's focus ("which *company*" against "Bed Bath & Beyond"), measured before any fit: AUC of
+answering sentences against the others 0.74 on the RealTime QA weeks but 0.68 within the ten best,
+0.59 and 0.55 on seed_train and seed_fresh, too weak to try. A cross-encoder trained on SQuAD was
+not tried: the full set is in no repository that can be fetched here (Git LFS pointers only).
 """
 
 from __future__ import annotations

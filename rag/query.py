@@ -16,7 +16,7 @@ from rag.embed import Embedder
 from rag.errors import QueryError
 from rag.lexical import tokenize
 from rag.outlets import find_outlets, outlet_key, strip_outlet_phrases
-from rag.timeexpr import TimeScope, resolve_time, window_label
+from rag.timeexpr import EventBound, TimeScope, event_bounds, resolve_time, window_label
 from rag.validate import is_text
 
 MAX_QUERY_CHARS = 2000  # longer questions are cut: nothing in a question needs more
@@ -105,7 +105,10 @@ class Query:
             until = self.as_of
         if self.empty_window:
             return f"{self.empty_window}: none in the index, so quotes from any date"
-        return window_label(since, until) or self.time.label
+        label = window_label(since, until) or self.time.label
+        if label and self.time.events:
+            label += f" ({self.time.events} first named on {_day_month_year(self.time.since)})"
+        return label
 
     def without_outlets(self) -> Query:
         return replace(self, outlets=None, named_outlets=False)
@@ -163,6 +166,31 @@ def _names_a_thing(question: str) -> bool:
     return bool(_FOCUS_AFTER.search(_KIND_OF.sub("", question)))
 
 
+def _event_window(
+    time: TimeScope, events: Sequence[EventBound], event_day: Callable[[Sequence[str], date], date | None], day: date
+) -> TimeScope:
+    """The window story events set ("since the ceasefire": from the day the articles began reporting
+    it). Soft (`explicit`), as a written date's: the day is read from the reporting, not known."""
+    since = None
+    named = []
+    for event in events:
+        when = event_day(event.terms, day)
+        if when is not None:
+            named.append(f"the {event.words}")
+            since = when if since is None else max(since, when)
+    if since is None:
+        return time
+    return replace(time, since=since, label=window_label(since, None), explicit=True, events=_join_words(named))
+
+
+def _day_month_year(day: date | None) -> str:
+    return f"{day.day} {day:%b %Y}" if day else ""
+
+
+def _join_words(items: Sequence[str]) -> str:
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
+
+
 def analyse(
     question: object,
     embedder: Embedder,
@@ -173,11 +201,13 @@ def analyse(
     since: date | None = None,
     until: date | None = None,
     has_articles: Callable[[date | None, date | None], bool] | None = None,
+    event_day: Callable[[Sequence[str], date], date | None] | None = None,
 ) -> Query:
     """Everything retrieval and answering need to know about a question, computed once.
 
     `as_of` (default today) is the day it is asked; `since`/`until` bound the publication day.
-    `has_articles(first, last)` says whether any article was published in those days (None: open)."""
+    `has_articles(first, last)` says whether any article was published in those days (None: open).
+    `event_day(terms, as_of)` dates a story event ("since the *ceasefire*") from the articles, or None."""
     asked = clean_query(question)
     day = as_of or date.today()
     if since is not None and until is not None and since > until:
@@ -201,6 +231,8 @@ def analyse(
         # "this week" asked of an archive with nothing from this week: the words cannot be a window;
         # the question is searched as written and the reader told (`empty_window`).
         empty, time = time.label, replace(time, since=None, until=None, spans=(), label="", explicit=False)
+    if not time.has_window and event_day is not None:
+        time = _event_window(time, event_bounds(text, time), event_day, day)
     context = " ".join(turns) if turns and is_follow_up(text) else ""
     # Relative time words ("this week", "the latest") are the window, not what to search for; a
     # written date ("on January 6, 2021") may name the event itself and stays in the search text.

@@ -97,6 +97,10 @@ class RetrieveSettings:
     focus_power: float = 2.0
 
 
+# Dating a story event ("since the ceasefire"): how many of its BM25 hits are read.
+EVENT_HITS = 100
+
+
 class Retriever:
     """A loaded index and its embedder; safe to share between threads."""
 
@@ -134,7 +138,18 @@ class Retriever:
         until: date | None = None,
     ) -> Query:
         """The question analysed once, for this index's model and outlets."""
-        return analyse(question, self.embedder, history, outlets, self.outlets, as_of, since, until, self.has_articles)
+        return analyse(
+            question,
+            self.embedder,
+            history,
+            outlets,
+            self.outlets,
+            as_of,
+            since,
+            until,
+            has_articles=self.has_articles,
+            event_day=self.event_day,
+        )
 
     def search(
         self,
@@ -255,6 +270,24 @@ class Retriever:
         """Is any article dated within [first, last] (None: open)?"""
         i = bisect.bisect_left(self._days, first or date.min)
         return i < len(self._days) and self._days[i] <= (last or date.max)
+
+    def event_day(self, terms: Sequence[str], as_of: date) -> date | None:
+        """The first day, up to `as_of`, an article names a story event ("the ceasefire": every term
+        in one chunk, among its EVENT_HITS best BM25 chunks); None when no dated article does.
+        The first mention, not the start of the latest burst of coverage: an archive that begins in
+        the middle of a long story ("since the start of the war") then gives too wide a window, which
+        filters nothing, rather than too narrow a one, which would push the answer out."""
+        where = Filter(until=as_of.isoformat(), undated=False)
+        with self._search_lock:
+            hits = self.stored.lexical_search(list(terms), EVENT_HITS, where)
+        wanted = set(terms)
+        days = [
+            day
+            for row, _ in hits
+            if (day := self.published(self.stored.ref(row).doc_id)) is not None
+            and wanted <= set(tokenize(self.stored.chunk(row).text))
+        ]
+        return min(days, default=None)
 
     def focus(self, doc_id: str) -> float:
         """The length of the mean of an article's chunk vectors, read once."""

@@ -51,13 +51,15 @@ prayers", "the Yom Kippur War") or, for "fall", a word that makes it a drop ("af
 prices"); "holiday", "break", "weekend" after a holiday name its time ("the Lunar New Year
 holiday"). "In the new year" is not New Year's Day; "a Ramadan ceasefire", "a Passover truce" are things.
 
+Events of a story ("since the ceasefire", "after the election", "before the start of the war") have
+a day only the articles know: `event_bounds` finds the phrases and the caller dates them from its
+articles (Retriever.event_day); the question is searched as written, the event's words included.
+
 Left alone: a bare year or month ("the 2021 election", "Theresa May"), a date naming a thing ("the
 May 9 rule", "the January 6 committee"), a baseline ("compared to a year ago", "than last year"), a
-plan ("later this year", "next summer"), and anything the calendar cannot date. Events of a story
-("since the ceasefire", "at the start of the war") have a day only the articles know: no window, and
-the question is searched as written, the event's words included. Diwali has no window either: its
-day comes from the Hindu lunisolar calendar, reckoned differently by region, and no small pure-Python
-package for it was found; nor have holidays not listed above (Sukkot, Purim, Holi, Vesak). "Independence
+plan ("later this year", "next summer"), and anything the calendar cannot date. Diwali has no window:
+its day comes from the Hindu lunisolar calendar, reckoned differently by region, and no small
+pure-Python package for it was found; nor have holidays not listed above (Holi, Vesak). "Independence
 Day" after a country ("Ukraine's Independence Day") and "Canadian Thanksgiving" are not read as the US
 days. "In the fourth quarter" of a game reads as a calendar quarter (an `explicit`, soft window).
 
@@ -77,6 +79,7 @@ from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Literal
 
 from rag.errors import QueryError
+from rag.lexical import tokenize
 from rag.types import Span
 
 if TYPE_CHECKING:
@@ -201,6 +204,8 @@ class TimeScope:
     # True when a calendar date written in the question made the window ("on January 6, 2021"): it
     # may name the event asked about rather than when it was reported, so filter on it softly.
     explicit: bool = False
+    # The story events that set `since` ("the ceasefire"), dated from the articles; "" for none.
+    events: str = ""
 
     @property
     def has_window(self) -> bool:
@@ -299,6 +304,47 @@ def resolve_time(question: str, as_of: date) -> TimeScope:
         spans=tuple(spans),
         explicit=explicit,
     )
+
+
+@dataclass(frozen=True)
+class EventBound:
+    """ "since the ceasefire": a bound set by an event of the story, which only the articles can date."""
+
+    prep: str  # since or after
+    words: str  # the event as written ("ceasefire", "start of the war")
+    terms: tuple[str, ...]  # what to look for in the articles: the event's words, stemmed
+
+
+# Only the start: what happened since an event is reported after it, but "before the war" asks about
+# the state of things then, as often reported long after ("How many trucks entered Gaza each day before
+# the war?"), so it bounds no publication day. "Named after the ..." is no time at all.
+_EVENT = re.compile(
+    r"(?<!named )(?<!called )\b(?P<prep>[Ss]ince|[Aa]fter)\s+the\s+"
+    r"(?P<words>[A-Za-z][\w'’-]*(?:\s+[A-Za-z][\w'’-]*){0,4})"
+)
+_EVENT_VERB = re.compile(r"[a-z]+ed|began|begun|broke|broken|came|hit|struck|took|went|started|ended", re.IGNORECASE)
+# Words that say which end of the event, not what it is: "since the start of the war" is since the war.
+_EVENT_EDGE = frozenset({"start", "beginning", "outbreak", "onset", "end", "close", "launch", "announcement"})
+
+
+def event_bounds(question: str, scope: TimeScope) -> tuple[EventBound, ...]:
+    """The story events that bound the question in time ("since the ceasefire", "after the election"):
+    "since/after the <noun phrase>" where the phrase is not a time `resolve_time` read."""
+    out: list[EventBound] = []
+    for match in _EVENT.finditer(question):
+        if any(span.start <= match.start() < span.end for span in scope.spans):
+            continue  # "since the summer", "after the Easter weekend": a time already
+        words: list[str] = []
+        for word in match["words"].split():
+            if word.lower() in _FUNCTION_WORDS - {"of", "the"} or (words and _EVENT_VERB.fullmatch(word)):
+                break  # "since the ceasefire *was* agreed", "since the pandemic *began*": a verb ends it
+            words.append(word)
+        while words and words[-1].lower() in ("of", "the"):
+            words.pop()
+        terms = tuple(t for t in tokenize(" ".join(w for w in words if w.lower() not in _EVENT_EDGE)))
+        if terms:
+            out.append(EventBound(match["prep"].lower(), " ".join(words), terms))
+    return tuple(out)
 
 
 def _combine(found: list[tuple[str, date, date]]) -> tuple[date | None, date | None]:

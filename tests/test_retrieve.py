@@ -450,3 +450,28 @@ def test_many_articles_each_appear_once_few_may_repeat(tmp_path: Path, write_art
     repeated = articles(replace(distinct, distinct_articles_per_k=0.0), 2)
     assert len(set(repeated)) == 1  # without the rule, the long article's chunks take both places
     assert len(set(articles(distinct, 3))) < 3  # 5 articles < 2 x 3: the long article may repeat
+
+
+def test_since_a_story_event_starts_the_window_on_the_first_day_an_article_names_it(
+    tmp_path: Path, write_article: Callable[..., Path]
+) -> None:
+    sources = tmp_path / "src"
+    reports = [
+        ("a.txt", "2024-01-05", "Fighting closed the Rafah crossing to aid trucks for the whole week."),
+        ("b.txt", "2024-02-10", "A ceasefire took hold in Gaza on Saturday after weeks of talks."),
+        ("c.txt", "2024-02-20", "Since the ceasefire, 200 aid trucks a day have crossed into Gaza."),
+        ("d.txt", "2024-03-01", "A later report on the ceasefire: aid trucks keep crossing into Gaza."),
+    ]
+    for name, day, body in reports:
+        write_article(sources / name, body, title=f"Gaza report {name}", outlet=f"Outlet {name[0]}", date=day)
+    build_index([sources], tmp_path / "idx", embedder=HashEmbedder())
+    retriever = get_retriever(tmp_path / "idx")
+    question = "How many aid trucks have crossed into Gaza since the ceasefire?"
+    q = retriever.analyse(question, as_of=date(2024, 3, 5))
+    assert q.time.since == date(2024, 2, 10) and q.time.explicit
+    assert q.window_label == "Articles from 10 Feb to 5 Mar 2024 (the ceasefire first named on 10 Feb 2024)"
+    assert "ceasefire" in q.text  # the event's words are searched for too
+    # Asked before any article named it: no window; the article from before it ranks last, not gone.
+    assert not retriever.analyse(question, as_of=date(2024, 2, 1)).time.has_window
+    ranked = [p.outlet for p in retriever.search_query(q, k=4)]
+    assert ranked[-1] == "Outlet a" and len(ranked) == 4

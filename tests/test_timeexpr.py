@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rag.errors import QueryError, RagError
-from rag.timeexpr import TimeScope, parse_as_of, parse_date, resolve_time, window_label
+from rag.timeexpr import TimeScope, event_bounds, parse_as_of, parse_date, resolve_time, window_label
 
 WEDNESDAY = date(2024, 4, 10)
 
@@ -490,3 +490,28 @@ def test_quarters_and_holidays_are_explicit_with_their_phrase_as_span(question: 
 def test_hours_and_last_night(question: str, since: str, until: str) -> None:
     scope = resolve_time(question, date(2024, 4, 3))
     assert (scope.since, scope.until) == (date.fromisoformat(since), date.fromisoformat(until))
+
+
+@pytest.mark.parametrize(
+    ("question", "expected"),
+    [
+        ("How many trucks entered Gaza since the ceasefire?", [("since", "ceasefire", ("ceasefir",))]),
+        ("What changed since the ceasefire was agreed?", [("since", "ceasefire", ("ceasefir",))]),
+        ("Since the ceasefire, how many trucks have crossed?", [("since", "ceasefire", ("ceasefir",))]),
+        ("Who was charged after the Highland Park shooting?", [("after", "Highland Park shooting", None)]),
+        ("How many have died since the start of the war in Gaza?", [("since", "start of the war", ("war",))]),
+        ("Who spoke since the pandemic began?", [("since", "pandemic", None)]),
+        # A time, not an event; "before" bounds nothing (the state then is reported later); no time at all.
+        ("What changed since the summer?", []),
+        ("How many trucks entered Gaza each day before the war?", []),
+        ("Which ship was named after the president?", []),
+        ("What happened after the 2020 election?", []),
+    ],
+)
+def test_story_events_that_bound_a_question_are_found(
+    question: str, expected: list[tuple[str, str, tuple[str, ...] | None]]
+) -> None:
+    found = event_bounds(question, resolve_time(question, date(2024, 4, 1)))
+    assert [(e.prep, e.words) for e in found] == [(p, w) for p, w, _ in expected]
+    for event, (_, _, terms) in zip(found, expected, strict=True):
+        assert event.terms and (terms is None or event.terms == terms)

@@ -51,9 +51,10 @@ prayers", "the Yom Kippur War") or, for "fall", a word that makes it a drop ("af
 prices"); "holiday", "break", "weekend" after a holiday name its time ("the Lunar New Year
 holiday"). "In the new year" is not New Year's Day; "a Ramadan ceasefire", "a Passover truce" are things.
 
-Events of a story ("since the ceasefire", "after the election", "before the start of the war") have
+Events of a story ("since the ceasefire", "after the election", "since the start of the war") have
 a day only the articles know: `event_bounds` finds the phrases and the caller dates them from its
 articles (Retriever.event_day); the question is searched as written, the event's words included.
+"Before the war" bounds nothing: the state of things before an event is reported long after it.
 
 Left alone: a bare year or month ("the 2021 election", "Theresa May"), a date naming a thing ("the
 May 9 rule", "the January 6 committee"), a baseline ("compared to a year ago", "than last year"), a
@@ -308,7 +309,7 @@ def resolve_time(question: str, as_of: date) -> TimeScope:
 
 @dataclass(frozen=True)
 class EventBound:
-    """ "since the ceasefire": a bound set by an event of the story, which only the articles can date."""
+    """A start set by an event of the story ("since the ceasefire"), which only the articles can date."""
 
     prep: str  # since or after
     words: str  # the event as written ("ceasefire", "start of the war")
